@@ -1,0 +1,374 @@
+//! MCentral: the spans of one span class that no MCache holds (Go's
+//! `mcentral.go`).
+//!
+//! # Lists
+//!
+//! Four lists per span class, as Go's two `spanSet` pairs:
+//!
+//! ```text
+//! partial[swept]   partial[unswept]   full[swept]   full[unswept]
+//! swept = (sweepgen / 2) % 2, unswept = 1 − swept
+//! ```
+//!
+//! Adding 2 to the heap's `sweepgen` at the start of a sweep cycle turns
+//! every "swept" list into an "unswept" one in O(1); the previous cycle's
+//! unswept lists are empty by then (the heap finishes sweeping first).
+//!
+//! # Algorithms
+//!
+//! `cache_span` (an MCache needs a span with a free slot):
+//! 1. pop `partial[swept]`;
+//! 2. else pop `partial[unswept]`, sweep it, use it if it kept a free slot;
+//! 3. else sweep up to 100 spans of `full[unswept]` (Go's budget), using
+//!    the first that gained a free slot and filing the rest as `full[swept]`;
+//! 4. else allocate a fresh span from the page heap (lock released).
+//!
+//! The span gets `sweepgen = sg + 3` ("swept, cached") and all its free slots
+//! count as allocated (stats module).
+//!
+//! `uncache_span`: apply explicit frees made while cached; a span cached
+//! before the cycle began (`sg + 1`) is swept now; then it is filed as full
+//! or partial, or its pages go back to the heap if it is empty.
+//!
+//! Lists are vectors of span pointers; each span stores its list and
+//! position, so removal from the middle (explicit free of an object of a
+//! full span) is an O(1) swap-remove.
+//!
+//! # Context
+//!
+//! Lock order: MCentral lock → heap lock → span-pool lock. Sweeping a span
+//! happens under its MCentral lock (a span is at most 16 bitmap words, so
+//! this is short), which is what makes explicit `free` race-free against
+//! sweeping.
+
+#![forbid(unsafe_code)]
+
+use crate::class::{PAGE_SIZE, SpanClass};
+use crate::error::{AllocError, FreeError};
+use crate::mheap::Heap;
+use crate::span::{NO_LIST, SpanPtr, SpanRef};
+use crate::stats::add;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+const PARTIAL: u8 = 0;
+const FULL: u8 = 2;
+
+fn swept(sg: u32) -> u8 {
+    ((sg / 2) % 2) as u8
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Lists {
+    sets: [Vec<SpanPtr>; 4],
+}
+
+impl Lists {
+    fn push(&mut self, heap: &Heap, s: SpanRef<'_>, list: u8) {
+        let _ = heap;
+        let v = &mut self.sets[list as usize];
+        // Relaxed (list fields): protected by the MCentral lock.
+        s.span().list.store(list, Ordering::Relaxed);
+        s.span().list_pos.store(v.len(), Ordering::Relaxed);
+        v.push(s.ptr());
+    }
+
+    fn remove(&mut self, heap: &Heap, s: SpanRef<'_>) {
+        // Relaxed (list fields): protected by the MCentral lock.
+        let list = s.span().list.swap(NO_LIST, Ordering::Relaxed);
+        if list == NO_LIST {
+            return;
+        }
+        let pos = s.span().list_pos.load(Ordering::Relaxed);
+        let v = &mut self.sets[list as usize];
+        debug_assert_eq!(v[pos], s.ptr());
+        v.swap_remove(pos);
+        if pos < v.len() {
+            heap.spans
+                .resolve(v[pos])
+                .span()
+                .list_pos
+                .store(pos, Ordering::Relaxed);
+        }
+    }
+
+    fn pop<'h>(&mut self, heap: &'h Heap, list: u8) -> Option<SpanRef<'h>> {
+        let p = self.sets[list as usize].pop()?;
+        let s = heap.spans.resolve(p);
+        // Relaxed: protected by the MCentral lock.
+        s.span().list.store(NO_LIST, Ordering::Relaxed);
+        Some(s)
+    }
+
+    pub(crate) fn len(&self, list: usize) -> usize {
+        self.sets[list].len()
+    }
+}
+
+/// The central free lists of one span class.
+#[derive(Debug)]
+pub(crate) struct MCentral {
+    /// Immutable.
+    spc: SpanClass,
+    /// The four span lists. Protected by: this lock.
+    pub(crate) lists: Mutex<Lists>,
+}
+
+impl MCentral {
+    pub(crate) fn new(spc: SpanClass) -> MCentral {
+        MCentral {
+            spc,
+            lists: Mutex::new(Lists::default()),
+        }
+    }
+
+    fn class_index(&self) -> usize {
+        self.spc.size_class().0 as usize
+    }
+
+    /// Files a swept span by fullness.
+    fn place(&self, l: &mut Lists, heap: &Heap, s: SpanRef<'_>, sg: u32) {
+        let kind = if s.alloc_count() == s.nelems() {
+            FULL
+        } else {
+            PARTIAL
+        };
+        l.push(heap, s, kind + swept(sg));
+    }
+
+    /// Sweeps `s` (state `sg - 1`, in no list). Frees its pages if it is
+    /// empty, else sets `sweepgen = sg`. Returns the bytes freed and whether
+    /// the span survived.
+    fn sweep_locked(&self, heap: &Heap, s: SpanRef<'_>, sg: u32) -> (usize, bool) {
+        let (before, after) = s.sweep_bits();
+        let freed = before - after;
+        add(&heap.counters.frees[self.class_index()], freed as u64);
+        let bytes = freed * s.elemsize();
+        if self.spc.size_class().is_large() && freed > 0 {
+            add(&heap.counters.large_free_bytes, bytes as u64);
+        }
+        if after == 0 {
+            heap.free_span(s);
+            return (bytes, false);
+        }
+        // Release: pairs with the Acquire in `SpanRef::sweepgen`.
+        s.span().sweepgen.store(sg, Ordering::Release);
+        (bytes, true)
+    }
+
+    /// Marks `s` cached and counts its free slots as allocated.
+    fn take<'h>(&self, heap: &Heap, s: SpanRef<'h>, sg: u32) -> SpanRef<'h> {
+        // Release: pairs with the Acquire in `SpanRef::sweepgen`.
+        s.span()
+            .sweepgen
+            .store(sg.wrapping_add(3), Ordering::Release);
+        add(
+            &heap.counters.mallocs[self.class_index()],
+            (s.nelems() - s.alloc_count()) as u64,
+        );
+        s
+    }
+
+    /// A swept span with at least one free slot, now cached by the caller.
+    pub(crate) fn cache_span<'h>(&self, heap: &'h Heap) -> Result<SpanRef<'h>, AllocError> {
+        {
+            let mut l = self.lists.lock().unwrap();
+            let sg = heap.sweepgen();
+            let sw = swept(sg);
+            if let Some(s) = l.pop(heap, PARTIAL + sw) {
+                return Ok(self.take(heap, s, sg));
+            }
+            while let Some(s) = l.pop(heap, PARTIAL + (1 - sw)) {
+                // Release: pairs with the Acquire in `SpanRef::sweepgen`.
+                s.span()
+                    .sweepgen
+                    .store(sg.wrapping_sub(1), Ordering::Release);
+                if self.sweep_locked(heap, s, sg).1 {
+                    if s.alloc_count() < s.nelems() {
+                        return Ok(self.take(heap, s, sg));
+                    }
+                    self.place(&mut l, heap, s, sg);
+                }
+            }
+            for _ in 0..100 {
+                let Some(s) = l.pop(heap, FULL + (1 - sw)) else {
+                    break;
+                };
+                // Release: as above.
+                s.span()
+                    .sweepgen
+                    .store(sg.wrapping_sub(1), Ordering::Release);
+                if self.sweep_locked(heap, s, sg).1 {
+                    if s.alloc_count() < s.nelems() {
+                        return Ok(self.take(heap, s, sg));
+                    }
+                    self.place(&mut l, heap, s, sg);
+                }
+            }
+        }
+        let class = self.spc.size_class();
+        let sg = heap.sweepgen();
+        let s = heap.alloc_span(class.npages(), self.spc, 1, sg.wrapping_add(3))?;
+        add(
+            &heap.counters.mallocs[self.class_index()],
+            s.nelems() as u64,
+        );
+        Ok(s)
+    }
+
+    /// Takes back a span from an MCache (Go's `uncacheSpan`). `ac` is its
+    /// alloc count after the cursor's write-back.
+    pub(crate) fn uncache_span(&self, heap: &Heap, s: SpanRef<'_>, ac: usize) {
+        let mut l = self.lists.lock().unwrap();
+        let sg = heap.sweepgen();
+        crate::stats::sub(
+            &heap.counters.mallocs[self.class_index()],
+            (s.nelems() - ac) as u64,
+        );
+        s.apply_freed();
+        if s.sweepgen() == sg.wrapping_add(1) {
+            // Cached before this cycle began: its marks are this cycle's.
+            // Release: pairs with the Acquire in `SpanRef::sweepgen`.
+            s.span()
+                .sweepgen
+                .store(sg.wrapping_sub(1), Ordering::Release);
+            if self.sweep_locked(heap, s, sg).1 {
+                self.place(&mut l, heap, s, sg);
+            }
+            return;
+        }
+        debug_assert_eq!(
+            s.sweepgen(),
+            sg.wrapping_add(3),
+            "uncaching a span that is not cached"
+        );
+        // Release: as above.
+        s.span().sweepgen.store(sg, Ordering::Release);
+        if s.alloc_count() == 0 {
+            heap.free_span(s);
+        } else {
+            self.place(&mut l, heap, s, sg);
+        }
+    }
+
+    /// Files a new large span (allocated, swept) as full.
+    pub(crate) fn add_large(&self, heap: &Heap, s: SpanRef<'_>) {
+        let mut l = self.lists.lock().unwrap();
+        let sg = heap.sweepgen();
+        // Release: pairs with the Acquire in `SpanRef::sweepgen`.
+        s.span().sweepgen.store(sg, Ordering::Release);
+        l.push(heap, s, FULL + swept(sg));
+        add(&heap.counters.mallocs[0], 1);
+        add(
+            &heap.counters.large_alloc_bytes,
+            (s.npages() * PAGE_SIZE) as u64,
+        );
+    }
+
+    /// Sweeps one unswept span. Returns the bytes freed, or `None` if this
+    /// class has no unswept span.
+    pub(crate) fn sweep_one(&self, heap: &Heap) -> Option<usize> {
+        let mut l = self.lists.lock().unwrap();
+        let sg = heap.sweepgen();
+        let un = 1 - swept(sg);
+        let s = l
+            .pop(heap, PARTIAL + un)
+            .or_else(|| l.pop(heap, FULL + un))?;
+        // Release: pairs with the Acquire in `SpanRef::sweepgen`.
+        s.span()
+            .sweepgen
+            .store(sg.wrapping_sub(1), Ordering::Release);
+        let (bytes, survived) = self.sweep_locked(heap, s, sg);
+        if survived {
+            self.place(&mut l, heap, s, sg);
+        }
+        Some(bytes)
+    }
+
+    /// Whether this class has unswept spans left.
+    pub(crate) fn has_unswept(&self, sg: u32) -> bool {
+        let l = self.lists.lock().unwrap();
+        let un = 1 - swept(sg);
+        l.len((PARTIAL + un) as usize) + l.len((FULL + un) as usize) > 0
+    }
+
+    /// Explicitly frees slot `i` of `s` (a span of this class).
+    pub(crate) fn free_object(
+        &self,
+        heap: &Heap,
+        s: SpanRef<'_>,
+        i: usize,
+        addr: usize,
+    ) -> Result<(), FreeError> {
+        let mut l = self.lists.lock().unwrap();
+        if !s.contains(addr) || s.span_class() != self.spc {
+            return Err(FreeError::Foreign(addr));
+        }
+        let sg = heap.sweepgen();
+        let ssg = s.sweepgen();
+        let c = self.class_index();
+        if self.spc.size_class().is_large() {
+            if !s.is_allocated(0) {
+                return Err(FreeError::NotAllocated(addr));
+            }
+            l.remove(heap, s);
+            add(&heap.counters.frees[0], 1);
+            add(
+                &heap.counters.large_free_bytes,
+                (s.npages() * PAGE_SIZE) as u64,
+            );
+            heap.free_span(s);
+            return Ok(());
+        }
+        if ssg == sg.wrapping_add(1) || ssg == sg.wrapping_add(3) {
+            if !s.free_cached(i) {
+                return Err(FreeError::NotAllocated(addr));
+            }
+            add(&heap.counters.frees[c], 1);
+            return Ok(());
+        }
+        if !s.free_uncached(i) {
+            return Err(FreeError::NotAllocated(addr));
+        }
+        add(&heap.counters.frees[c], 1);
+        if ssg == sg {
+            // Relaxed: protected by this lock.
+            let was_full = s.span().list.load(Ordering::Relaxed) == FULL + swept(sg);
+            if s.alloc_count() == 0 {
+                l.remove(heap, s);
+                heap.free_span(s);
+            } else if was_full {
+                l.remove(heap, s);
+                l.push(heap, s, PARTIAL + swept(sg));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks list membership (W7): every listed span is live, of this
+    /// class, and filed by sweep state and fullness.
+    #[cfg(feature = "verify")]
+    pub(crate) fn check(&self, heap: &Heap) {
+        let l = self.lists.lock().unwrap();
+        let sg = heap.sweepgen();
+        for (list, v) in l.sets.iter().enumerate() {
+            for (pos, &p) in v.iter().enumerate() {
+                let s = heap.spans.resolve(p);
+                assert!(s.in_use(), "listed span is live");
+                assert_eq!(s.span_class(), self.spc);
+                assert_eq!(s.span().list.load(Ordering::Relaxed) as usize, list);
+                assert_eq!(s.span().list_pos.load(Ordering::Relaxed), pos);
+                let is_swept = list as u8 % 2 == swept(sg);
+                assert_eq!(
+                    s.sweepgen(),
+                    if is_swept { sg } else { sg.wrapping_sub(2) },
+                    "W7 sweepgen of listed span"
+                );
+                if is_swept {
+                    let full = s.alloc_count() == s.nelems();
+                    assert_eq!(list as u8 >= FULL, full, "W7 filed by fullness");
+                }
+            }
+        }
+    }
+}
