@@ -1,1 +1,32 @@
-//! gort: facade
+//! # gort — Go's runtime, as a Rust library
+//!
+//! Goroutines are stackful coroutines scheduled M:N by a work-stealing
+//! G/M/P scheduler (OS threads = Ms, GOMAXPROCS Ps). This crate is the
+//! facade: it re-exports the public API of `gort-runtime`.
+//!
+//! ```
+//! let sum = gort::run(|| {
+//!     let hs: Vec<_> = (1..=100u64).map(|i| gort::go(move || i)).collect();
+//!     hs.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+//! });
+//! assert_eq!(sum, 5050);
+//! ```
+
+pub use gort_runtime::spawn::ABANDONED;
+pub use gort_runtime::{
+    BuildError, Builder, JoinHandle, Runtime, Scope, ScopedJoinHandle, go, run, scope, yield_now,
+};
+
+/// Goroutine-aware synchronisation (Go's `sync`).
+pub mod sync {
+    pub use gort_runtime::sync::WaitGroup;
+}
+
+/// Runtime introspection and control (Go's `runtime` package).
+pub mod runtime {
+    pub use gort_runtime::coro::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
+    pub use gort_runtime::runtime::{
+        DEFAULT_MAX_THREADS, goid, gomaxprocs, is_running, num_cpu, num_goroutine, set_gomaxprocs,
+        stack_guard_mode,
+    };
+}

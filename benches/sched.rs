@@ -1,0 +1,537 @@
+//! Scheduler benchmarks with the shapes and sizes of the Go anchor
+//! (`shared/anchors/go/cmd/{spawn,pingpong,forkjoin,steal,parkmem}`).
+//!
+//! ```text
+//! cargo bench --bench sched                 # every case, full sizes
+//! cargo bench --bench sched -- --smoke      # tiny sizes
+//! cargo bench --bench sched -- --only spawn # cases whose name contains "spawn"
+//! ```
+//!
+//! Every figure is printed as `RESULT <metric> <value> <unit>` with the Go
+//! anchor's metric names, so the two summaries can be joined. Each case runs
+//! in a fresh subprocess of this binary (like the anchor's one process per
+//! command), so "cold" and RSS figures are not polluted by earlier cases.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn fmt_xs(xs: &[f64]) -> String {
+    xs.iter()
+        .map(|x| format!("{x:.4}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn result(metric: &str, value: f64, unit: &str) {
+    println!("RESULT {metric} {} {unit}", num(value));
+}
+
+/// 6 significant digits, no exponent (the anchor's `bench.Num`).
+fn num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = 6 - 1 - v.abs().log10().floor() as i32;
+    let s = format!("{:.*}", digits.max(0) as usize, v);
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn check(ok: bool, what: &str) {
+    if !ok {
+        eprintln!("CHECK FAILED: {what}");
+        std::process::exit(2);
+    }
+}
+
+fn rt(procs: usize) -> gort::Runtime {
+    gort::Runtime::builder()
+        .gomaxprocs(procs)
+        .build()
+        .expect("runtime")
+}
+
+// ---------------------------------------------------------------- spawn
+
+/// Go's closure captures `&wg`; a static is the nearest Rust equivalent
+/// (no reference count traffic).
+static SPAWN_WG: gort::sync::WaitGroup = gort::sync::WaitGroup::new();
+
+fn spawn_once(n: usize) -> f64 {
+    let wg = &SPAWN_WG;
+    wg.add(n as i64);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        drop(gort::go(move || wg.done()));
+    }
+    wg.wait();
+    t0.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn case_spawn(procs: usize, n: usize, reps: usize) {
+    rt(procs).run(|| {
+        let cold = spawn_once(n);
+        let warm: Vec<f64> = (0..reps).map(|_| spawn_once(n)).collect();
+        println!(
+            "# n={n} cold={cold:.1} ns/goroutine warm reps (ns/goroutine): {}",
+            fmt_xs(&warm)
+        );
+        result(
+            &format!("spawn_ns_per_goroutine_cold[n={n},procs={procs}]"),
+            cold,
+            "ns",
+        );
+        result(
+            &format!("spawn_ns_per_goroutine[n={n},procs={procs}]"),
+            median(&warm),
+            "ns",
+        );
+        result(
+            &format!("spawn_goroutines_per_s[n={n},procs={procs}]"),
+            1e9 / median(&warm),
+            "per_s",
+        );
+    });
+}
+
+// ------------------------------------------------------------- pingpong
+
+fn gosched_switches(n: usize) -> (f64, f64) {
+    let last = Arc::new(AtomicU64::new(0));
+    let alternations = Arc::new(AtomicU64::new(0));
+    let start = Arc::new(gort::sync::WaitGroup::new());
+    start.add(1);
+    let hs: Vec<_> = (1..=2u64)
+        .map(|id| {
+            let (last, alternations, start) = (last.clone(), alternations.clone(), start.clone());
+            gort::go(move || {
+                start.wait();
+                let mut alt = 0;
+                for _ in 0..n {
+                    last.store(id, Ordering::Relaxed);
+                    gort::yield_now();
+                    if last.load(Ordering::Relaxed) != id {
+                        alt += 1;
+                    }
+                }
+                alternations.fetch_add(alt, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    start.done();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let el = t0.elapsed().as_nanos() as f64;
+    (
+        el / (2 * n) as f64,
+        alternations.load(Ordering::Relaxed) as f64 / (2 * n) as f64,
+    )
+}
+
+fn case_pingpong(n: usize, reps: usize) {
+    rt(1).run(|| {
+        gosched_switches(n / 10);
+        let (mut xs, mut alts) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            let (ns, alt) = gosched_switches(n);
+            xs.push(ns);
+            alts.push(alt);
+        }
+        println!(
+            "# gosched n={n} reps (ns/switch): {} alternation: {}",
+            fmt_xs(&xs),
+            fmt_xs(&alts)
+        );
+        result("pingpong_gosched_ns_per_switch[procs=1]", median(&xs), "ns");
+        result(
+            "pingpong_gosched_alternation[procs=1]",
+            median(&alts),
+            "ratio",
+        );
+    });
+}
+
+// ------------------------------------------------------------- forkjoin
+
+fn fib(n: u64) -> u64 {
+    if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
+}
+
+fn pfib(n: u64, cutoff: u64) -> u64 {
+    if n < cutoff {
+        return fib(n);
+    }
+    let a = gort::go(move || pfib(n - 1, cutoff));
+    let b = gort::go(move || pfib(n - 2, cutoff));
+    a.join().unwrap() + b.join().unwrap()
+}
+
+fn spawned(n: u64, cutoff: u64) -> u64 {
+    let (mut a, mut b) = (0u64, 0u64);
+    for k in 0..=n {
+        let c = if k >= cutoff { 2 + a + b } else { 0 };
+        (a, b) = (b, c);
+    }
+    b
+}
+
+fn case_forkjoin(n: u64, cutoff: u64, reps: usize) {
+    rt(2).run(|| {
+        let want = fib(n);
+        let gs = spawned(n, cutoff);
+        let serial: Vec<f64> = (0..reps)
+            .map(|_| {
+                let t0 = Instant::now();
+                check(
+                    std::hint::black_box(fib(std::hint::black_box(n))) == want,
+                    "fib",
+                );
+                t0.elapsed().as_secs_f64()
+            })
+            .collect();
+        result(
+            &format!("forkjoin_serial_fib[n={n},procs=2]"),
+            median(&serial) * 1e3,
+            "ms",
+        );
+        let mut times = [0.0f64; 3];
+        for p in [1usize, 2] {
+            gort::runtime::set_gomaxprocs(p);
+            check(pfib(n, cutoff) == want, "pfib warm-up");
+            let xs: Vec<f64> = (0..reps)
+                .map(|_| {
+                    let t0 = Instant::now();
+                    let got = pfib(n, cutoff);
+                    let el = t0.elapsed().as_secs_f64();
+                    check(got == want, "pfib");
+                    el
+                })
+                .collect();
+            times[p] = median(&xs);
+            println!(
+                "# procs={p} n={n} cutoff={cutoff} goroutines/run={gs} reps (s): {}",
+                fmt_xs(&xs)
+            );
+            result(
+                &format!("forkjoin_time[n={n},cutoff={cutoff},procs={p}]"),
+                times[p] * 1e3,
+                "ms",
+            );
+            result(
+                &format!("forkjoin_goroutines_per_s[n={n},cutoff={cutoff},procs={p}]"),
+                gs as f64 / times[p],
+                "per_s",
+            );
+        }
+        result(
+            &format!("forkjoin_speedup[n={n},cutoff={cutoff},procs=2/1]"),
+            times[1] / times[2],
+            "ratio",
+        );
+    });
+}
+
+// ---------------------------------------------------------------- steal
+
+fn work(seed: u64, iters: u64) -> u64 {
+    let mut x = seed | 1;
+    for _ in 0..iters {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    x
+}
+
+fn serial_task_ns(iters: u64, count: u64) -> f64 {
+    let t0 = Instant::now();
+    let mut acc = 0u64;
+    for i in 0..count {
+        acc = acc.wrapping_add(work(
+            std::hint::black_box(i + 1),
+            std::hint::black_box(iters),
+        ));
+    }
+    std::hint::black_box(acc);
+    t0.elapsed().as_nanos() as f64 / count as f64
+}
+
+fn steal_run(results: &Arc<Vec<AtomicU64>>, iters: u64) -> f64 {
+    let n = results.len();
+    let wg = Arc::new(gort::sync::WaitGroup::new());
+    wg.add(n as i64);
+    let t0 = Instant::now();
+    {
+        let (results, wg) = (results.clone(), wg.clone());
+        drop(gort::go(move || {
+            for i in 0..n {
+                let (results, wg) = (results.clone(), wg.clone());
+                drop(gort::go(move || {
+                    results[i].store(work(i as u64 + 1, iters), Ordering::Relaxed);
+                    wg.done();
+                }));
+            }
+        }));
+    }
+    wg.wait();
+    let el = t0.elapsed().as_secs_f64();
+    let mut r = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..1000 {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        let i = (r % n as u64) as usize;
+        check(
+            results[i].load(Ordering::Relaxed) == work(i as u64 + 1, iters),
+            "steal task result",
+        );
+    }
+    for x in results.iter() {
+        x.store(0, Ordering::Relaxed);
+    }
+    el
+}
+
+fn case_steal(tasks: usize, task_ns: f64, iters_flag: u64, reps: usize) {
+    rt(2).run(|| {
+        let iters = if iters_flag > 0 {
+            iters_flag
+        } else {
+            let per = (0..5)
+                .map(|_| serial_task_ns(100_000, 200) / 100_000.0)
+                .fold(f64::MAX, f64::min);
+            ((task_ns / per) as u64).max(1)
+        };
+        let ser: Vec<f64> = (0..5).map(|_| serial_task_ns(iters, 100_000)).collect();
+        let task_cost = median(&ser);
+        println!("# iters/task={iters} serial ns/task reps: {}", fmt_xs(&ser));
+        result(
+            &format!("steal_task_serial_ns[tasks={tasks},procs=2]"),
+            task_cost,
+            "ns",
+        );
+        result(
+            &format!("steal_task_iters[tasks={tasks},procs=2]"),
+            iters as f64,
+            "count",
+        );
+        let results: Arc<Vec<AtomicU64>> =
+            Arc::new((0..tasks).map(|_| AtomicU64::new(0)).collect());
+        let mut times = [0.0f64; 3];
+        for p in [1usize, 2] {
+            gort::runtime::set_gomaxprocs(p);
+            steal_run(&results, iters);
+            let xs: Vec<f64> = (0..reps).map(|_| steal_run(&results, iters)).collect();
+            times[p] = median(&xs);
+            println!("# procs={p} tasks={tasks} reps (s): {}", fmt_xs(&xs));
+            result(
+                &format!("steal_time[tasks={tasks},procs={p}]"),
+                times[p] * 1e3,
+                "ms",
+            );
+            result(
+                &format!("steal_overhead_ns_per_task[tasks={tasks},procs={p}]"),
+                times[p] * 1e9 * p as f64 / tasks as f64 - task_cost,
+                "ns",
+            );
+        }
+        result(
+            &format!("steal_scaling[tasks={tasks},procs=2/1]"),
+            times[1] / times[2],
+            "ratio",
+        );
+    });
+}
+
+// -------------------------------------------------------------- parkmem
+
+fn proc_status() -> (u64, u64, u64) {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |k: &str| {
+        s.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"), field("VmPTE:"))
+}
+
+fn case_parkmem(n: usize) {
+    rt(2).run(|| {
+        let (rss0, _, pte0) = proc_status();
+        let release = Arc::new(gort::sync::WaitGroup::new());
+        release.add(1);
+        let started = Arc::new(gort::sync::WaitGroup::new());
+        let done = Arc::new(gort::sync::WaitGroup::new());
+        started.add(n as i64);
+        done.add(n as i64);
+        let parked = Arc::new(AtomicUsize::new(0));
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let (release, started, done) = (release.clone(), started.clone(), done.clone());
+            drop(gort::go(move || {
+                started.done();
+                release.wait();
+                done.done();
+            }));
+        }
+        started.wait();
+        let spawn = t0.elapsed();
+        // Let every goroutine reach its park (the last `started.done()` may
+        // precede a few parks); the wait group's waiter list tells us.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while gort::runtime::num_goroutine() < n + 1 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        parked.store(n, Ordering::Relaxed);
+        let (rss1, hwm, pte1) = proc_status();
+        release.done();
+        done.wait();
+        let per = |a: u64, b: u64| (b as f64 - a as f64) / n as f64;
+        println!(
+            "# n={n} rss {rss0} -> {rss1} bytes (VmHWM {hwm}), VmPTE {pte0} -> {pte1}, stack reserve {} bytes",
+            gort::runtime::DEFAULT_STACK_SIZE
+        );
+        result(&format!("parkmem_rss_bytes_per_goroutine[n={n},procs=2]"), per(rss0, rss1), "bytes");
+        result(&format!("parkmem_pagetable_bytes_per_goroutine[n={n},procs=2]"), per(pte0, pte1), "bytes");
+        result(
+            &format!("parkmem_spawn_ns_per_goroutine[n={n},procs=2]"),
+            spawn.as_nanos() as f64 / n as f64,
+            "ns",
+        );
+    });
+}
+
+// --------------------------------------------------------------- driver
+
+fn arg<T: std::str::FromStr>(args: &[String], k: &str, d: T) -> T {
+    args.iter()
+        .position(|a| a == k)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(case) = args
+        .iter()
+        .position(|a| a == "--case")
+        .map(|i| args[i + 1].clone())
+    {
+        match case.as_str() {
+            "spawn" => case_spawn(
+                arg(&args, "--procs", 1),
+                arg(&args, "--n", 1_000_000),
+                arg(&args, "--reps", 5),
+            ),
+            "pingpong" => case_pingpong(arg(&args, "--n", 1_000_000), arg(&args, "--reps", 5)),
+            "forkjoin" => case_forkjoin(
+                arg(&args, "--n", 36),
+                arg(&args, "--cutoff", 10),
+                arg(&args, "--reps", 3),
+            ),
+            "steal" => case_steal(
+                arg(&args, "--tasks", 1_000_000),
+                arg(&args, "--task-ns", 1000.0),
+                arg(&args, "--iters", 0),
+                arg(&args, "--reps", 3),
+            ),
+            "parkmem" => case_parkmem(arg(&args, "--n", 1_000_000)),
+            other => panic!("unknown case {other}"),
+        }
+        return;
+    }
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let only: Option<String> = args
+        .iter()
+        .position(|a| a == "--only")
+        .map(|i| args[i + 1].clone());
+    let big = |full: &str, small: &str| {
+        if smoke {
+            small.to_string()
+        } else {
+            full.to_string()
+        }
+    };
+    let mut cases: Vec<(String, Vec<String>)> = Vec::new();
+    for n in [big("100000", "1000"), big("1000000", "10000")] {
+        for p in ["1", "2"] {
+            cases.push((
+                format!("spawn n={n} procs={p}"),
+                vec![
+                    "spawn".into(),
+                    "--procs".into(),
+                    p.into(),
+                    "--n".into(),
+                    n.clone(),
+                ],
+            ));
+        }
+    }
+    cases.push((
+        "pingpong gosched".into(),
+        vec!["pingpong".into(), "--n".into(), big("1000000", "10000")],
+    ));
+    cases.push((
+        "forkjoin".into(),
+        vec!["forkjoin".into(), "--n".into(), big("36", "20")],
+    ));
+    cases.push((
+        "steal".into(),
+        vec!["steal".into(), "--tasks".into(), big("1000000", "10000")],
+    ));
+    for n in [big("100000", "1000"), big("1000000", "10000")] {
+        cases.push((
+            format!("parkmem n={n}"),
+            vec!["parkmem".into(), "--n".into(), n],
+        ));
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut failed = false;
+    for (name, a) in cases {
+        if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
+        println!("### {name}");
+        let out = Command::new(&exe)
+            .arg("--case")
+            .args(&a)
+            .output()
+            .expect("spawn case");
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        if !out.status.success() {
+            println!(
+                "RESULT {}.FAILED {} exit_status",
+                name.replace(' ', "_"),
+                out.status.code().unwrap_or(-1)
+            );
+            failed = true;
+        }
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,166 @@
+//! Coroutines: the goroutine execution context, built on corosensei.
+//!
+//! A [`Goroutine`] is a corosensei coroutine running on a gort
+//! [`GoroutineStack`](stack::GoroutineStack). The scheduler resumes it on an
+//! M (the M's own thread stack plays Go's g0); the goroutine suspends with a
+//! [`Reason`] through [`suspend`], which finds the goroutine's `Yielder`
+//! through a per-thread slot that [`Goroutine::resume`] fills in.
+//!
+//! # Migration and thread-locals
+//!
+//! A goroutine may be resumed on a different OS thread after every suspend.
+//! Two rules follow for code in this crate:
+//! 1. never hold a reference derived from a thread-local across a call that
+//!    can suspend (park, yield, spawn);
+//! 2. read thread-locals only in `#[inline(never)]` functions that do not
+//!    suspend, so LLVM cannot cache a thread-local address across a switch
+//!    (llvm/llvm-project#98479).
+//!
+//! User code has the same hazard; docs/design/soundness.md explains it.
+//!
+//! # Dropping
+//!
+//! A goroutine that finished gives its stack back ([`Goroutine::into_stack`]).
+//! One that never started is dropped normally (its closure is dropped). One
+//! that is suspended mid-way is **leaked**, never force-unwound: unwinding it
+//! could run destructors of a scope whose owner is gone, and it can never run
+//! again anyway (Go abandons such goroutines when `main` returns).
+
+pub(crate) mod overflow;
+pub mod stack;
+pub(crate) mod stackpool;
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+use stack::GoroutineStack;
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
+
+/// Why a goroutine suspended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// `yield_now` (Go's `Gosched`): put me back on the global run queue.
+    Yield,
+    /// `park`: commit the park (the G's park word says whether a wake-up
+    /// already arrived).
+    Park,
+}
+
+type Coro = Coroutine<(), Reason, (), GoroutineStack>;
+type GYielder = Yielder<(), Reason>;
+
+thread_local! {
+    /// Address of the running goroutine's `Yielder`, 0 when no goroutine is
+    /// running on this thread. Set by `Goroutine::resume` (or by the
+    /// goroutine's entry on its first run), cleared when it returns.
+    static YIELDER: Cell<usize> = const { Cell::new(0) };
+}
+
+#[inline(never)]
+fn yielder_addr() -> usize {
+    YIELDER.with(Cell::get)
+}
+
+#[inline(never)]
+fn set_yielder_addr(a: usize) -> usize {
+    YIELDER.with(|c| c.replace(a))
+}
+
+/// Is this thread currently running goroutine code?
+#[inline(never)]
+pub(crate) fn on_goroutine() -> bool {
+    yielder_addr() != 0
+}
+
+/// Suspends the running goroutine, handing `reason` to the scheduler.
+/// Returns when the scheduler resumes it — possibly on another thread.
+///
+/// # Panics
+///
+/// If called outside goroutine code.
+#[inline(never)]
+pub(crate) fn suspend(reason: Reason) {
+    let y = yielder_addr();
+    assert!(y != 0, "gort: suspend called outside a goroutine");
+    // SAFETY: `YIELDER` is non-zero only while a goroutine is resumed on
+    // this thread (set before `resume`, cleared after it returns), and then
+    // it holds the address of that goroutine's `Yielder`, which lives on the
+    // goroutine's stack for as long as the coroutine has not returned. We
+    // are running on that goroutine (nothing else runs while it is resumed),
+    // so the reference is valid, and `Yielder::suspend` is called from
+    // inside its own coroutine as corosensei requires.
+    let yielder = unsafe { &*(y as *const GYielder) };
+    yielder.suspend(reason);
+    // Nothing thread-local may be touched here: we may be on another M.
+}
+
+/// A goroutine's coroutine (started or not).
+pub(crate) struct Goroutine {
+    coro: ManuallyDrop<Coro>,
+    /// Address of the coroutine's `Yielder`, known after its first suspend.
+    yielder: usize,
+}
+
+impl std::fmt::Debug for Goroutine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Goroutine")
+            .field("started", &self.coro.started())
+            .field("done", &self.coro.done())
+            .finish()
+    }
+}
+
+// SAFETY: a `Goroutine` is moved between Ms by the scheduler; it only ever
+// runs on one thread at a time (the G's run token, see `sched::g`). Its
+// entry closure is `Send`. What lives on its stack while it is suspended is
+// user data created by that closure; sending it along with the stack is the
+// documented M:N migration caveat (docs/design/soundness.md): values tied to
+// a thread (thread-local borrows) must not be held across a suspend point.
+unsafe impl Send for Goroutine {}
+
+impl Goroutine {
+    /// Creates a goroutine that will run `entry` on `stack` when first
+    /// resumed. The closure is moved onto the new stack (no allocation).
+    pub(crate) fn new<F: FnOnce() + Send + 'static>(stack: GoroutineStack, entry: F) -> Goroutine {
+        let coro = Coro::with_stack(stack, move |y: &GYielder, ()| {
+            set_yielder_addr(y as *const GYielder as usize);
+            entry();
+        });
+        Goroutine {
+            coro: ManuallyDrop::new(coro),
+            yielder: 0,
+        }
+    }
+
+    /// Runs the goroutine until it suspends (`Some(reason)`) or returns
+    /// (`None`). Must be called on the M's system stack, not from a goroutine.
+    pub(crate) fn resume(&mut self) -> Option<Reason> {
+        let prev = set_yielder_addr(self.yielder);
+        debug_assert_eq!(prev, 0, "gort: nested goroutine resume");
+        let r = self.coro.resume(());
+        self.yielder = set_yielder_addr(0);
+        match r {
+            CoroutineResult::Yield(reason) => Some(reason),
+            CoroutineResult::Return(()) => None,
+        }
+    }
+
+    /// The stack of a goroutine that has returned.
+    pub(crate) fn into_stack(mut self) -> GoroutineStack {
+        assert!(self.coro.done(), "gort: into_stack on a running goroutine");
+        // SAFETY: `self.coro` is taken exactly once and `self` is forgotten
+        // right after, so `Drop` never sees the moved-out value.
+        let coro = unsafe { ManuallyDrop::take(&mut self.coro) };
+        std::mem::forget(self);
+        coro.into_stack()
+    }
+}
+
+impl Drop for Goroutine {
+    fn drop(&mut self) {
+        if !self.coro.started() || self.coro.done() {
+            // SAFETY: dropped once, here; nothing uses `coro` afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.coro) };
+        }
+        // Suspended mid-way: leaked on purpose (see the module docs).
+    }
+}

@@ -1,0 +1,361 @@
+//! G: the goroutine descriptor, its run token and its wake handle.
+//!
+//! # Ownership
+//!
+//! A [`G`] is shared (`Arc`): the scheduler, wake handles and the `allgs`
+//! list all point at it. What *runs* a G — its entry closure and coroutine
+//! ([`Exec`]) — is reached only through the G's unique run token, [`GRef`].
+//! Exactly one `GRef` exists for a G that is runnable or running; none for
+//! a parked or dead G. Run queues, `runnext` slots and free lists hold
+//! `GRef`s; wait queues hold [`GHandle`]s.
+//!
+//! # The park word (Go: `gopark`/`goready`, and `notesleep`'s token)
+//!
+//! `G::park` is `gen << 32 | state`, with states:
+//!
+//! ```text
+//!   IDLE ──spawn(gen+1)──▶ RUNNABLE ──park()──▶ PARKING ──g0 commits──▶ PARKED
+//!                           ▲   │                  │                      │
+//!                           │   └─unpark─▶ NOTIFIED ◀──unpark──┘          │
+//!                           └───────────────────── unpark (new GRef) ─────┘
+//! ```
+//!
+//! 1. `park()` on the goroutine: `NOTIFIED → RUNNABLE` and return at once
+//!    (a wake-up arrived first), else `RUNNABLE → PARKING` and suspend.
+//! 2. On g0 after the switch: `PARKING → PARKED` releases the token; if that
+//!    CAS fails the state is `NOTIFIED` (a wake-up raced the switch), so the
+//!    G goes straight back on a run queue.
+//! 3. `unpark(h)`: if `h.gen` is not the current generation, nothing (the
+//!    goroutine it was for has exited). `PARKED → RUNNABLE` mints the token
+//!    and readies the G; `RUNNABLE`/`PARKING → NOTIFIED` records the wake-up.
+//!
+//! Every wake-up is therefore delivered exactly once, and never to a later
+//! goroutine that reuses the same G. Spurious returns from `park` are
+//! possible (as with `std::thread::park`): callers loop on their condition.
+
+use crate::coro::Goroutine;
+use std::cell::{Cell, UnsafeCell};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const IDLE: u64 = 0;
+const RUNNABLE: u64 = 1;
+const PARKING: u64 = 2;
+const PARKED: u64 = 3;
+const NOTIFIED: u64 = 4;
+
+#[inline]
+fn state(w: u64) -> u64 {
+    w & 0xffff_ffff
+}
+#[inline]
+fn generation(w: u64) -> u32 {
+    (w >> 32) as u32
+}
+#[inline]
+fn word(gen_: u32, st: u64) -> u64 {
+    (u64::from(gen_) << 32) | st
+}
+
+/// A goroutine's body, as the runtime sees it (implemented by
+/// `spawn::Task`: the closure, its result slot and the joiner, in one
+/// allocation).
+pub(crate) trait Runnable: Send + Sync {
+    /// Runs the body on the goroutine and publishes its result. Called at
+    /// most once.
+    fn run(&self);
+    /// The runtime gave up on the goroutine (shutdown): drop the closure if
+    /// it never ran, and wake the joiner with an error. No effect once the
+    /// goroutine completed.
+    fn abandon(&self);
+    /// A hook to fire once the runtime holds no strong reference to the
+    /// task any more (scoped goroutines leave their scope through it).
+    fn take_after(&self) -> Option<Arc<dyn After>>;
+}
+
+/// See [`Runnable::take_after`].
+pub(crate) trait After: Send + Sync {
+    fn fire(&self);
+}
+
+/// What runs a G. Reached only through its [`GRef`].
+#[derive(Default)]
+pub(crate) struct Exec {
+    /// The body of a goroutine that has not started yet.
+    pub(crate) entry: Option<Arc<dyn Runnable>>,
+    /// The body, weakly, for abandonment at shutdown (a weak reference never
+    /// drops the task's contents, which may borrow from a scope).
+    pub(crate) watch: Option<std::sync::Weak<dyn Runnable>>,
+    /// The coroutine, once started.
+    pub(crate) coro: Option<Goroutine>,
+}
+
+/// A goroutine descriptor.
+///
+/// # Fields
+/// - `goid`: Atomic, written by the token holder at spawn (Relaxed; published
+///   by the run-queue push), read by anyone.
+/// - `park`: Atomic, see the module docs.
+/// - `exec`: Owner: the holder of the G's [`GRef`] only.
+pub(crate) struct G {
+    pub(crate) goid: AtomicU64,
+    park: AtomicU64,
+    exec: UnsafeCell<Exec>,
+}
+
+// SAFETY: all fields are atomics except `exec`, which is only accessed
+// through `GRef::exec`, and at most one `GRef` exists per G at any time (the
+// park-word protocol above). So `exec` is never accessed from two threads at
+// once; the hand-over between threads is ordered by the run queues'
+// release/acquire and by the park word's AcqRel CASes.
+unsafe impl Sync for G {}
+
+impl std::fmt::Debug for G {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let w = self.park.load(Ordering::Relaxed);
+        f.debug_struct("G")
+            .field("goid", &self.goid.load(Ordering::Relaxed))
+            .field("gen", &generation(w))
+            .field("state", &state(w))
+            .finish()
+    }
+}
+
+/// The unique run token of a G (see the module docs). Not `Clone`.
+pub(crate) struct GRef(Arc<G>);
+
+impl std::fmt::Debug for GRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl GRef {
+    /// A brand-new G (not yet in `allgs`: the caller registers it).
+    pub(crate) fn new_g() -> GRef {
+        GRef(Arc::new(G {
+            goid: AtomicU64::new(0),
+            park: AtomicU64::new(word(0, IDLE)),
+            exec: UnsafeCell::new(Exec::default()),
+        }))
+    }
+
+    /// Gives up the token as a raw pointer (for the `runnext` slot).
+    pub(crate) fn into_raw(self) -> *const G {
+        Arc::into_raw(self.0)
+    }
+
+    /// Takes back a token given up with [`GRef::into_raw`].
+    ///
+    /// # Safety
+    ///
+    /// `p` must come from `GRef::into_raw` and be converted back exactly once.
+    pub(crate) unsafe fn from_raw(p: *const G) -> GRef {
+        // SAFETY: the caller passes a pointer from `Arc::into_raw` once.
+        GRef(unsafe { Arc::from_raw(p) })
+    }
+
+    /// The shared descriptor.
+    pub(crate) fn g(&self) -> &Arc<G> {
+        &self.0
+    }
+
+    /// The G's execution state.
+    pub(crate) fn exec(&mut self) -> &mut Exec {
+        // SAFETY: `self` is the G's unique run token (module invariant) and
+        // is borrowed mutably, so no other reference to `exec` exists.
+        unsafe { &mut *self.0.exec.get() }
+    }
+
+    /// Prepares a free G for a new goroutine: new generation, RUNNABLE.
+    pub(crate) fn reset(&mut self, goid: u64, entry: Arc<dyn Runnable>) {
+        let w = self.0.park.load(Ordering::Relaxed);
+        debug_assert_eq!(state(w), IDLE);
+        self.0.goid.store(goid, Ordering::Relaxed);
+        self.0.park.store(
+            word(generation(w).wrapping_add(1), RUNNABLE),
+            Ordering::Release,
+        );
+        let e = self.exec();
+        e.watch = Some(Arc::downgrade(&entry));
+        e.entry = Some(entry);
+        e.coro = None;
+    }
+
+    /// The goroutine exited: handles of this generation become inert.
+    pub(crate) fn set_dead(&mut self) {
+        let w = self.0.park.load(Ordering::Relaxed);
+        self.0
+            .park
+            .store(word(generation(w), IDLE), Ordering::Release);
+    }
+
+    /// Step 2 of the park protocol, on g0 after the goroutine suspended with
+    /// `Reason::Park`. `Ok(())`: parked, the token is released. `Err(self)`:
+    /// a wake-up arrived first; the G is runnable again.
+    pub(crate) fn commit_park(self) -> Result<(), GRef> {
+        let w = self.0.park.load(Ordering::Relaxed);
+        let g_ = generation(w);
+        match self.0.park.compare_exchange(
+            word(g_, PARKING),
+            word(g_, PARKED),
+            Ordering::AcqRel, // Release: publishes the coroutine's saved state to the unparker's Acquire.
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Ok(()), // `self` (the token) is dropped here.
+            Err(cur) => {
+                debug_assert_eq!(state(cur), NOTIFIED);
+                self.0.park.store(word(g_, RUNNABLE), Ordering::Relaxed);
+                Err(self)
+            }
+        }
+    }
+}
+
+impl G {
+    /// Step 1 of the park protocol, on the goroutine itself. Returns `true`
+    /// if the caller must suspend with `Reason::Park`, `false` if a wake-up
+    /// was already pending (consumed).
+    pub(crate) fn begin_park(&self) -> bool {
+        loop {
+            let w = self.park.load(Ordering::Acquire);
+            let (g_, s) = (generation(w), state(w));
+            let next = match s {
+                NOTIFIED => RUNNABLE,
+                RUNNABLE => PARKING,
+                _ => panic!("gort: park in state {s}"),
+            };
+            if self
+                .park
+                .compare_exchange(w, word(g_, next), Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return next == PARKING;
+            }
+        }
+    }
+
+    /// At shutdown: claim a parked G's token (`PARKED → IDLE`).
+    pub(crate) fn claim_parked(self: &Arc<G>) -> Option<GRef> {
+        let w = self.park.load(Ordering::Acquire);
+        if state(w) != PARKED {
+            return None;
+        }
+        self.park
+            .compare_exchange(
+                w,
+                word(generation(w), IDLE),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .ok()
+            .map(|_| GRef(self.clone()))
+    }
+}
+
+/// A handle that wakes one goroutine (one generation of a G). Cloneable.
+#[derive(Clone)]
+pub(crate) struct GHandle {
+    g: Arc<G>,
+    gen_: u32,
+}
+
+impl std::fmt::Debug for GHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GHandle")
+            .field("g", &self.g)
+            .field("gen", &self.gen_)
+            .finish()
+    }
+}
+
+impl GHandle {
+    /// Step 3 of the park protocol. Returns the G's run token if this call
+    /// made it runnable (the caller must ready it), `None` otherwise.
+    #[must_use]
+    pub(crate) fn unpark(&self) -> Option<GRef> {
+        loop {
+            let w = self.g.park.load(Ordering::Acquire);
+            if generation(w) != self.gen_ {
+                return None;
+            }
+            let next = match state(w) {
+                PARKED => RUNNABLE,
+                RUNNABLE | PARKING => NOTIFIED,
+                _ => return None, // NOTIFIED (already pending) or IDLE (exited)
+            };
+            if self
+                .g
+                .park
+                .compare_exchange(
+                    w,
+                    word(self.gen_, next),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                // Acquire above pairs with the Release in `commit_park`.
+                return (next == RUNNABLE).then(|| GRef(self.g.clone()));
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// The G running on this thread (null on g0 and on plain threads).
+    static CURRENT_G: Cell<*const G> = const { Cell::new(std::ptr::null()) };
+    /// Its goid (0 when none): also read by the SIGSEGV handler.
+    static CURRENT_GOID: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Sets (or clears, with `None`) the G running on this thread. Called by the
+/// M around `Goroutine::resume`, with a token it holds for that duration.
+#[inline(never)]
+pub(crate) fn set_current(g: Option<&GRef>) {
+    let (p, id) = match g {
+        Some(r) => (Arc::as_ptr(&r.0), r.0.goid.load(Ordering::Relaxed)),
+        None => (std::ptr::null(), 0),
+    };
+    CURRENT_G.with(|c| c.set(p));
+    CURRENT_GOID.with(|c| c.set(id));
+}
+
+/// Runs `f` with the G running on this thread, if any. `f` must not
+/// suspend the goroutine.
+#[inline(never)]
+pub(crate) fn with_current<R>(f: impl FnOnce(&G) -> R) -> Option<R> {
+    let p = CURRENT_G.with(Cell::get);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `CURRENT_G` is non-null only between `set_current(Some(r))`
+    // and `set_current(None)` in `M::execute`, during which the M holds the
+    // token `r` (an `Arc<G>` clone), so the G is alive. `f` runs on this
+    // goroutine before any suspend (documented contract), so the M is still
+    // inside that window.
+    Some(f(unsafe { &*p }))
+}
+
+/// The running goroutine's id, or 0 on a plain thread / g0.
+#[inline(never)]
+pub(crate) fn current_goid() -> u64 {
+    CURRENT_GOID.with(Cell::get)
+}
+
+/// A handle for the running goroutine, or `None` outside goroutines.
+#[inline(never)]
+pub(crate) fn current_handle() -> Option<GHandle> {
+    let p = CURRENT_G.with(Cell::get);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: as in `with_current`: the M holds a token (strong count ≥ 1)
+    // for the whole time `CURRENT_G` is non-null, so incrementing the count
+    // and materialising a new `Arc` from the pointer is valid.
+    unsafe { Arc::increment_strong_count(p) };
+    // SAFETY: the count was just incremented for this new `Arc`.
+    let g = unsafe { Arc::from_raw(p) };
+    let gen_ = generation(g.park.load(Ordering::Relaxed));
+    Some(GHandle { g, gen_ })
+}

@@ -1,0 +1,749 @@
+//! The G/M/P scheduler (Go: `proc.go`).
+//!
+//! # Concepts
+//!
+//! - **G** (`g.rs`): a goroutine. Runnable Gs sit in run queues as run
+//!   tokens ([`g::GRef`]); parked Gs are reachable through wake handles.
+//! - **M** (`m.rs`): an OS thread. It runs the scheduler loop on its own
+//!   thread stack (Go's g0) and runs Gs only while it holds a P.
+//! - **P** ([`P`]): a scheduling slot; GOMAXPROCS of them. Each has a
+//!   bounded local run queue with a `runnext` slot (`runq.rs`), a stack cache
+//!   and a free-G list.
+//!
+//! # Finding work (`find_runnable`, Go's `findRunnable`)
+//!
+//! 1. every 61st schedule tick, one G from the global queue (fairness);
+//! 2. `runnext`, then the local queue;
+//! 3. a batch from the global queue;
+//! 4. steal: if this M is spinning, or fewer than half the busy Ps have a
+//!    spinning M (`2*nmspinning < gomaxprocs - npidle`), become spinning and
+//!    make 4 passes over the Ps in random coprime order, stealing half a
+//!    victim's queue; the victim's `runnext` only on the last pass, after a
+//!    ~3 µs back-off if the victim is running;
+//! 5. release the P; stop spinning; **re-check** every queue (see below);
+//!    park the M on its note until `startm` hands it a P.
+//!
+//! # No lost wake-ups
+//!
+//! The race is "I found nothing, I park" against "I queued work, someone
+//! wake up". Both sides follow Go's discipline:
+//!
+//! - a submitter queues, then `fence(SeqCst)`, then reads `npidle` and
+//!   `nmspinning` (`wakep`): if an M is spinning it will find the work;
+//!   otherwise it CASes `nmspinning` 0→1 and takes an idle P under
+//!   `sched.lock` for a new spinning M;
+//! - an M going idle publishes its P as idle (`npidle += 1`, under the lock,
+//!   after checking the global queue under the same lock), drops its
+//!   spinning count, then `fence(SeqCst)`, then re-checks the global queue and
+//!   every P's queue; if anything is there it takes an idle P back.
+//!
+//! With a full fence on both sides of this store→load pattern, at least one
+//! side sees the other: either the submitter sees the idle P (and wakes an M)
+//! or the parking M sees the work.
+//!
+//! # Spinning (Go: "Worker thread parking/unparking", proc.go:37–105)
+//!
+//! A new spinning M is started only if there is an idle P and no spinning M;
+//! an M that stops spinning because it found work wakes another spinner if it
+//! was the last one (`reset_spinning`). This keeps thread wake-ups rare under
+//! bursts but reaches full parallelism eventually.
+//!
+//! # GOMAXPROCS changes
+//!
+//! Go stops the world to resize `allp`. Until gort has a stop-the-world
+//! (the preemption issue), `set_gomaxprocs` works without one: growing
+//! adds idle Ps and wakes Ms; shrinking removes idle Ps at once, and a
+//! running P beyond the new count is retired by its M at its next schedule
+//! (its queue moves to the global queue). For that short window more than
+//! GOMAXPROCS Ps may run.
+//!
+//! See docs/design/scheduler.md.
+
+pub(crate) mod g;
+pub(crate) mod m;
+pub(crate) mod park;
+pub(crate) mod runq;
+
+use crate::coro::stack::StackConfig;
+use crate::coro::stackpool::StackCache;
+use crossbeam_deque::{Injector, Steal};
+use crossbeam_utils::CachePadded;
+use g::{G, GRef};
+use parking_lot::{Condvar, Mutex};
+use runq::{FastRand, LocalQueue, RandomOrder, SharedQueue};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, OnceLock};
+
+pub(crate) use crate::env::MAX_GOMAXPROCS;
+
+/// Free Gs a P keeps before spilling half to the global list.
+const GFREE_MAX: usize = 64;
+
+/// Status of a P (the shared word other Ps read to skip idle victims).
+pub(crate) const P_IDLE: u8 = 0;
+pub(crate) const P_RUNNING: u8 = 1;
+pub(crate) const P_RETIRED: u8 = 2;
+
+/// What other Ps may see of a P.
+///
+/// # Fields
+/// - `id`: Immutable after init.
+/// - `q`: shared run-queue half (stealer + `runnext`).
+/// - `status`: Atomic: written by the holder of the P (or under
+///   `sched.lock` when idle), Relaxed reads by thieves (a hint).
+#[derive(Debug)]
+#[allow(dead_code)] // `id` is for Debug output and schedtrace (preemption issue)
+pub(crate) struct PShared {
+    pub(crate) id: usize,
+    pub(crate) q: SharedQueue,
+    pub(crate) status: AtomicU8,
+    /// Atomic: goroutines started minus goroutines exited on this P
+    /// (Relaxed; written by the owner only, summed by `num_goroutine`).
+    /// Per P so spawning does not bounce a shared cache line.
+    pub(crate) ngoroutine: CachePadded<AtomicI64>,
+}
+
+/// A P: owned by exactly one M at a time (or by the idle list).
+#[derive(Debug)]
+pub(crate) struct P {
+    pub(crate) id: usize,
+    pub(crate) shared: Arc<PShared>,
+    pub(crate) runq: LocalQueue,
+    /// Owner: this P only. Incremented per schedule, not per `runnext` hand-off.
+    pub(crate) schedtick: u32,
+    pub(crate) stacks: StackCache,
+    pub(crate) gfree: Vec<GRef>,
+    pub(crate) rng: FastRand,
+    order: RandomOrder,
+}
+
+impl P {
+    fn new(id: usize, stacks: StackConfig) -> (Box<P>, Arc<PShared>) {
+        let (local, shared) = runq::new_queue();
+        let shared = Arc::new(PShared {
+            id,
+            q: shared,
+            status: AtomicU8::new(P_IDLE),
+            ngoroutine: CachePadded::new(AtomicI64::new(0)),
+        });
+        let p = Box::new(P {
+            id,
+            shared: shared.clone(),
+            runq: local,
+            schedtick: 0,
+            stacks: StackCache::new(stacks),
+            gfree: Vec::new(),
+            rng: FastRand::new(
+                0x9e37_79b9_7f4a_7c15 ^ (id as u64 + 1).wrapping_mul(0xbf58_476d_1ce4_e5b9),
+            ),
+            order: RandomOrder::new(1),
+        });
+        (p, shared)
+    }
+
+    /// `runqput` with this P's shared half.
+    pub(crate) fn runqput(&self, g: GRef, next: bool, global: &Injector<GRef>) {
+        self.runq.put(&self.shared.q, g, next, global);
+    }
+}
+
+/// Runtime configuration fixed at start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    pub(crate) gomaxprocs: usize,
+    pub(crate) stacks: StackConfig,
+    pub(crate) max_threads: usize,
+}
+
+/// How an idle M is woken.
+#[derive(Debug)]
+pub(crate) enum Handoff {
+    /// Run with this P (spinning or not; if spinning, `nmspinning` already
+    /// counts it).
+    Run(Box<P>, bool),
+    /// The runtime is stopping.
+    Exit,
+}
+
+/// The part of an M other threads may touch: its wake-up note.
+#[derive(Debug)]
+#[allow(dead_code)] // `id` is for Debug output and schedtrace (preemption issue)
+pub(crate) struct MShared {
+    pub(crate) id: u64,
+    /// Protected by: its own mutex. Set by `startm`/shutdown, taken by the M.
+    note: Mutex<Option<Handoff>>,
+    cv: Condvar,
+}
+
+impl MShared {
+    fn wake(&self, h: Handoff) {
+        *self.note.lock() = Some(h);
+        self.cv.notify_one();
+    }
+
+    fn sleep(&self) -> Handoff {
+        let mut n = self.note.lock();
+        loop {
+            if let Some(h) = n.take() {
+                return h;
+            }
+            self.cv.wait(&mut n);
+        }
+    }
+}
+
+/// State under `sched.lock`.
+#[derive(Debug, Default)]
+struct Locked {
+    /// Idle Ps (Go: `sched.pidle`).
+    pidle: Vec<Box<P>>,
+    /// Ps beyond GOMAXPROCS, kept for a later increase.
+    retired: Vec<Box<P>>,
+    /// Idle Ms (Go: `sched.midle`).
+    midle: Vec<Arc<MShared>>,
+    /// Join handles of every M started.
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Set with the lock held, so `stopm` and shutdown cannot miss each other.
+    shutdown: bool,
+}
+
+/// The scheduler (Go: `schedt`, plus `allp`, `allgs`).
+///
+/// # Fields
+/// - `cfg`: Immutable after init.
+/// - `allp`: each slot set once when its P is first created (Ps are never freed).
+/// - `gomaxprocs`, `npidle`, `nmspinning`: Atomic, SeqCst (the wake-up protocol).
+/// - `injector`: the global run queue; crossbeam's own synchronisation.
+/// - `lock`: Go's `sched.lock`. Lock order: `sched.lock` → `MShared::note`;
+///   `allgs` and `gfree` are leaves.
+/// - `ngoroutine`, `goidgen`, `mcount`: Atomic counters (Relaxed).
+/// - `shutdown`: Atomic mirror of `Locked::shutdown` for fast checks.
+pub(crate) struct Sched {
+    pub(crate) cfg: Config,
+    allp: Box<[OnceLock<Arc<PShared>>]>,
+    pub(crate) gomaxprocs: CachePadded<AtomicUsize>,
+    pub(crate) npidle: CachePadded<AtomicUsize>,
+    pub(crate) nmspinning: CachePadded<AtomicUsize>,
+    pub(crate) injector: CachePadded<Injector<GRef>>,
+    lock: CachePadded<Mutex<Locked>>,
+    /// Goroutines started from plain threads (per-P counts are in `PShared`).
+    pub(crate) ngoroutine: CachePadded<AtomicI64>,
+    goidgen: AtomicU64,
+    mcount: AtomicUsize,
+    midgen: AtomicU64,
+    pub(crate) shutdown: AtomicBool,
+    allgs: Mutex<Vec<Arc<G>>>,
+    gfree: Mutex<Vec<GRef>>,
+}
+
+impl std::fmt::Debug for Sched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sched")
+            .field("gomaxprocs", &self.gomaxprocs.load(Ordering::Relaxed))
+            .field("npidle", &self.npidle.load(Ordering::Relaxed))
+            .field("nmspinning", &self.nmspinning.load(Ordering::Relaxed))
+            .field("ngoroutine", &self.ngoroutine.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// What `find_runnable` decided while holding the P.
+enum Step {
+    Found(GRef, bool),
+    Retire,
+    Idle,
+}
+
+impl Sched {
+    /// A scheduler with `cfg.gomaxprocs` idle Ps and no M yet.
+    pub(crate) fn new(cfg: Config) -> Arc<Sched> {
+        let sched = Arc::new(Sched {
+            cfg,
+            allp: (0..MAX_GOMAXPROCS).map(|_| OnceLock::new()).collect(),
+            gomaxprocs: CachePadded::new(AtomicUsize::new(cfg.gomaxprocs)),
+            npidle: CachePadded::new(AtomicUsize::new(0)),
+            nmspinning: CachePadded::new(AtomicUsize::new(0)),
+            injector: CachePadded::new(Injector::new()),
+            lock: CachePadded::new(Mutex::new(Locked::default())),
+            ngoroutine: CachePadded::new(AtomicI64::new(0)),
+            goidgen: AtomicU64::new(0),
+            mcount: AtomicUsize::new(0),
+            midgen: AtomicU64::new(0),
+            shutdown: AtomicBool::new(false),
+            allgs: Mutex::new(Vec::new()),
+            gfree: Mutex::new(Vec::new()),
+        });
+        {
+            let mut l = sched.lock.lock();
+            for id in (0..cfg.gomaxprocs).rev() {
+                let p = sched.make_p(id);
+                l.pidle.push(p);
+            }
+            sched.npidle.store(cfg.gomaxprocs, Ordering::SeqCst);
+        }
+        sched
+    }
+
+    fn make_p(&self, id: usize) -> Box<P> {
+        let (p, shared) = P::new(id, self.cfg.stacks);
+        self.allp[id].set(shared).expect("P created twice");
+        p
+    }
+
+    /// Next goroutine id (1 is the main goroutine).
+    pub(crate) fn next_goid(&self) -> u64 {
+        self.goidgen.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A free G from the P's list, the global list, or a new one.
+    pub(crate) fn gfget(&self, p: Option<&mut P>) -> GRef {
+        if let Some(p) = p {
+            if let Some(g) = p.gfree.pop() {
+                return g;
+            }
+            let mut global = self.gfree.lock();
+            let n = global.len().min(GFREE_MAX / 2);
+            let at = global.len() - n;
+            p.gfree.extend(global.drain(at..));
+            drop(global);
+            if let Some(g) = p.gfree.pop() {
+                return g;
+            }
+        } else if let Some(g) = self.gfree.lock().pop() {
+            return g;
+        }
+        let g = GRef::new_g();
+        self.allgs.lock().push(g.g().clone());
+        g
+    }
+
+    /// Returns a dead G to the P's free list.
+    pub(crate) fn gfput(&self, p: &mut P, g: GRef) {
+        p.gfree.push(g);
+        if p.gfree.len() > GFREE_MAX {
+            let half = p.gfree.split_off(GFREE_MAX / 2);
+            self.gfree.lock().extend(half);
+        }
+    }
+
+    /// Number of goroutines that exist (Go: `NumGoroutine`).
+    pub(crate) fn num_goroutine(&self) -> usize {
+        let per_p: i64 = self
+            .allp
+            .iter()
+            .map_while(|p| p.get())
+            .map(|p| p.ngoroutine.load(Ordering::Relaxed))
+            .sum();
+        (self.ngoroutine.load(Ordering::Relaxed) + per_p).max(0) as usize
+    }
+
+    /// `pidleget`: an idle P, marked running. Must hold `sched.lock`.
+    fn pidleget(&self, l: &mut Locked) -> Option<Box<P>> {
+        let p = l.pidle.pop()?;
+        self.npidle.fetch_sub(1, Ordering::SeqCst);
+        p.shared.status.store(P_RUNNING, Ordering::Relaxed);
+        Some(p)
+    }
+
+    /// `pidleput`: make `p` idle (or retire it if beyond GOMAXPROCS). Must
+    /// hold `sched.lock`.
+    fn pidleput(&self, l: &mut Locked, p: Box<P>) {
+        if p.id >= self.gomaxprocs.load(Ordering::SeqCst) {
+            p.shared.status.store(P_RETIRED, Ordering::Relaxed);
+            l.retired.push(p);
+            return;
+        }
+        p.shared.status.store(P_IDLE, Ordering::Relaxed);
+        l.pidle.push(p);
+        self.npidle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// `wakep`: try to add one spinning M if there is an idle P and nobody
+    /// is spinning. Call after queueing work.
+    pub(crate) fn wakep(self: &Arc<Sched>) {
+        // StoreLoad: the queue push before this fence is visible to an M
+        // that goes idle after our loads below (see the module docs).
+        fence(Ordering::SeqCst);
+        if self.npidle.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        if self.nmspinning.load(Ordering::SeqCst) != 0
+            || self
+                .nmspinning
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            return;
+        }
+        let mut l = self.lock.lock();
+        if l.shutdown {
+            self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            return;
+        }
+        match self.pidleget(&mut l) {
+            Some(p) => self.startm_locked(l, p, true),
+            None => {
+                self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// `startm`: run `p` on an idle M, or a new one. Consumes the lock guard.
+    fn startm_locked(
+        self: &Arc<Sched>,
+        mut l: parking_lot::MutexGuard<'_, Locked>,
+        p: Box<P>,
+        spinning: bool,
+    ) {
+        if let Some(m) = l.midle.pop() {
+            drop(l);
+            m.wake(Handoff::Run(p, spinning));
+            return;
+        }
+        let n = self.mcount.load(Ordering::Relaxed);
+        if n >= self.cfg.max_threads {
+            drop(l);
+            crate::fatal!(
+                "runtime: program exceeds {}-thread limit\nfatal error: thread exhaustion",
+                self.cfg.max_threads
+            );
+        }
+        self.mcount.fetch_add(1, Ordering::Relaxed);
+        let id = self.midgen.fetch_add(1, Ordering::Relaxed);
+        let sched = self.clone();
+        let r = std::thread::Builder::new()
+            .name(format!("gort-m{id}"))
+            .spawn(move || m::m_main(sched, id, p, spinning));
+        match r {
+            Ok(h) => l.threads.push(h),
+            Err(e) => {
+                drop(l);
+                crate::fatal!(
+                    "runtime: failed to create new OS thread (have {n} already; {e})\n\
+                     runtime: may need to increase max user processes (ulimit -u)\n\
+                     fatal error: newosproc"
+                );
+            }
+        }
+    }
+
+    /// Starts the first M with a P (at `run`).
+    pub(crate) fn start_first_m(self: &Arc<Sched>) {
+        // Queueing the main goroutine may already have started a spinning
+        // M (via `wakep`); then there is nothing more to do.
+        let mut l = self.lock.lock();
+        if let Some(p) = self.pidleget(&mut l) {
+            self.startm_locked(l, p, false);
+        }
+    }
+
+    /// `stopm`: park this M until it is handed a P. `None` = exit.
+    fn stopm(&self, me: &Arc<MShared>) -> Option<(Box<P>, bool)> {
+        {
+            let mut l = self.lock.lock();
+            if l.shutdown {
+                return None;
+            }
+            l.midle.push(me.clone());
+        }
+        match me.sleep() {
+            Handoff::Run(p, spinning) => Some((p, spinning)),
+            Handoff::Exit => None,
+        }
+    }
+
+    /// Has any running P (or the global queue) work? Used by an M that just
+    /// went idle, after its fence.
+    fn any_work(&self) -> bool {
+        if !self.injector.is_empty() {
+            return true;
+        }
+        let n = self.gomaxprocs.load(Ordering::SeqCst);
+        (0..n).any(|i| self.allp[i].get().is_some_and(|s| !s.q.is_empty()))
+    }
+
+    /// Steals from other Ps (Go: `stealWork`). 4 passes; `runnext` only on
+    /// the last.
+    fn steal_work(&self, p: &mut P) -> Option<GRef> {
+        let n = self.gomaxprocs.load(Ordering::Relaxed).min(MAX_GOMAXPROCS);
+        if p.order.count() as usize != n {
+            p.order = RandomOrder::new(n as u32);
+        }
+        const STEAL_TRIES: usize = 4;
+        for pass in 0..STEAL_TRIES {
+            let last = pass == STEAL_TRIES - 1;
+            let r = p.rng.next_u32();
+            for i in p.order.start(r) {
+                let i = i as usize;
+                if i == p.id {
+                    continue;
+                }
+                let Some(v) = self.allp[i].get() else {
+                    continue;
+                };
+                if v.status.load(Ordering::Relaxed) != P_RUNNING {
+                    continue;
+                }
+                if let Some(g) = p.runq.steal_from(&v.q) {
+                    return Some(g);
+                }
+                if last {
+                    // Go backs off ~3 µs before taking a running victim's
+                    // runnext: it is usually about to run it (a channel
+                    // hand-off takes ~50 ns), so stealing it would thrash.
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < std::time::Duration::from_micros(3) {
+                        std::hint::spin_loop();
+                    }
+                    if let Some(g) = v.q.steal_runnext() {
+                        return Some(g);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// One G from the global queue (fairness tick).
+    fn global_one(&self) -> Option<GRef> {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(g) => return Some(g),
+                Steal::Empty => return None,
+                Steal::Retry => std::hint::spin_loop(),
+            }
+        }
+    }
+
+    /// `set_gomaxprocs`: returns the previous value. `n` must be in
+    /// `1..=MAX_GOMAXPROCS`.
+    pub(crate) fn set_gomaxprocs(self: &Arc<Sched>, n: usize) -> usize {
+        let old;
+        {
+            let mut l = self.lock.lock();
+            old = self.gomaxprocs.swap(n, Ordering::SeqCst);
+            if n < old {
+                // Retire idle Ps beyond the new count at once; running ones
+                // retire themselves in find_runnable.
+                let mut keep = Vec::with_capacity(l.pidle.len());
+                for p in std::mem::take(&mut l.pidle) {
+                    if p.id >= n {
+                        self.npidle.fetch_sub(1, Ordering::SeqCst);
+                        p.shared.status.store(P_RETIRED, Ordering::Relaxed);
+                        l.retired.push(p);
+                    } else {
+                        keep.push(p);
+                    }
+                }
+                l.pidle = keep;
+            } else if n > old {
+                for id in old..n {
+                    // A retired P comes back; a running P that has not yet
+                    // noticed its retirement keeps running (it re-checks).
+                    if let Some(i) = l.retired.iter().position(|p| p.id == id) {
+                        let p = l.retired.swap_remove(i);
+                        self.pidleput(&mut l, p);
+                    } else if self.allp[id].get().is_none() {
+                        let p = self.make_p(id);
+                        self.pidleput(&mut l, p);
+                    }
+                }
+            }
+        }
+        if n > old {
+            self.wakep();
+        }
+        old
+    }
+
+    /// Stops the runtime: every M exits at its next schedule point; returns
+    /// when all have. Gs that did not finish are abandoned (see `run`).
+    pub(crate) fn stop(self: &Arc<Sched>) {
+        let idle = {
+            let mut l = self.lock.lock();
+            l.shutdown = true;
+            self.shutdown.store(true, Ordering::SeqCst);
+            std::mem::take(&mut l.midle)
+        };
+        for m in idle {
+            m.wake(Handoff::Exit);
+        }
+        loop {
+            let threads = std::mem::take(&mut self.lock.lock().threads);
+            if threads.is_empty() {
+                break;
+            }
+            for t in threads {
+                let _ = t.join();
+            }
+        }
+        self.abandon_all();
+    }
+
+    /// After every M exited: drop never-started goroutines, leak suspended
+    /// ones, and tell their joiners.
+    fn abandon_all(&self) {
+        let mut toks = Vec::new();
+        {
+            let mut l = self.lock.lock();
+            let mut ps: Vec<Box<P>> = l.pidle.drain(..).collect();
+            ps.append(&mut l.retired);
+            for p in &ps {
+                p.runq.drain(&p.shared.q, &mut toks);
+            }
+            // Dropping the Ps flushes their stack caches; free Gs are idle.
+        }
+        while let Some(g) = self.global_one() {
+            toks.push(g);
+        }
+        let allgs = std::mem::take(&mut *self.allgs.lock());
+        for g in &allgs {
+            if let Some(t) = g.claim_parked() {
+                toks.push(t);
+            }
+        }
+        for mut t in toks {
+            let e = t.exec();
+            let task = e
+                .entry
+                .take()
+                .or_else(|| e.watch.as_ref().and_then(|w| w.upgrade()));
+            e.watch = None;
+            drop(e.coro.take()); // suspended: `Goroutine::drop` leaks it
+            t.set_dead();
+            if let Some(task) = task {
+                task.abandon();
+                let after = task.take_after();
+                drop(task);
+                if let Some(a) = after {
+                    a.fire();
+                }
+            }
+        }
+        self.gfree.lock().clear();
+    }
+}
+
+/// Runs the scheduler loop's decision step with this M's P.
+impl Sched {
+    /// `findRunnable`. Returns `None` when the runtime stops.
+    pub(crate) fn find_runnable(self: &Arc<Sched>, me: &Arc<MShared>) -> Option<(GRef, bool)> {
+        loop {
+            if self.shutdown.load(Ordering::Acquire) {
+                return None;
+            }
+            let step = m::with_m(|m| {
+                let p = m.p.as_mut().expect("gort: M without P in find_runnable");
+                if p.id >= self.gomaxprocs.load(Ordering::SeqCst) {
+                    return Step::Retire;
+                }
+                if p.schedtick % 61 == 0
+                    && let Some(g) = self.global_one()
+                {
+                    return Step::Found(g, false);
+                }
+                if let Some((g, inherit)) = p.runq.get(&p.shared.q) {
+                    return Step::Found(g, inherit);
+                }
+                if let Some(g) = p.runq.refill_from(&self.injector) {
+                    return Step::Found(g, false);
+                }
+                let busy = self
+                    .gomaxprocs
+                    .load(Ordering::SeqCst)
+                    .saturating_sub(self.npidle.load(Ordering::SeqCst));
+                if m.spinning || 2 * self.nmspinning.load(Ordering::SeqCst) < busy {
+                    if !m.spinning {
+                        m.spinning = true;
+                        self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                    }
+                    if let Some(g) = self.steal_work(p) {
+                        return Step::Found(g, false);
+                    }
+                }
+                Step::Idle
+            });
+            match step {
+                Step::Found(g, inherit) => {
+                    self.reset_spinning();
+                    return Some((g, inherit));
+                }
+                Step::Retire => {
+                    let p = m::with_m(|m| m.p.take()).expect("P");
+                    let mut toks = Vec::new();
+                    p.runq.drain(&p.shared.q, &mut toks);
+                    for g in toks {
+                        self.injector.push(g);
+                    }
+                    {
+                        let mut l = self.lock.lock();
+                        p.shared.status.store(P_RETIRED, Ordering::Relaxed);
+                        l.retired.push(p);
+                    }
+                    self.drop_spinning();
+                    self.wakep();
+                }
+                Step::Idle => {
+                    let p = m::with_m(|m| m.p.take()).expect("P");
+                    {
+                        let mut l = self.lock.lock();
+                        if !self.injector.is_empty() && !l.shutdown {
+                            // Go checks the global queue under sched.lock
+                            // before giving up the P.
+                            m::with_m(|m| m.p = Some(p));
+                            continue;
+                        }
+                        self.pidleput(&mut l, p);
+                    }
+                    self.drop_spinning();
+                    // StoreLoad: pairs with the fence in `wakep`.
+                    fence(Ordering::SeqCst);
+                    if self.any_work() {
+                        let got = {
+                            let mut l = self.lock.lock();
+                            if l.shutdown {
+                                None
+                            } else {
+                                self.pidleget(&mut l)
+                            }
+                        };
+                        if let Some(p) = got {
+                            m::with_m(|m| {
+                                m.p = Some(p);
+                                m.spinning = true;
+                            });
+                            self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                            continue;
+                        }
+                    }
+                }
+            }
+            // No P: park until handed one.
+            let (p, spinning) = self.stopm(me)?;
+            m::with_m(|m| {
+                m.p = Some(p);
+                m.spinning = spinning;
+            });
+        }
+    }
+
+    /// This M stops spinning because it found work (Go: `resetspinning`):
+    /// if it was the last spinner, start another.
+    fn reset_spinning(self: &Arc<Sched>) {
+        let was = m::with_m(|m| std::mem::replace(&mut m.spinning, false));
+        if was {
+            let left = self.nmspinning.fetch_sub(1, Ordering::SeqCst) - 1;
+            if left == 0 {
+                self.wakep();
+            }
+        }
+    }
+
+    /// This M stops spinning without work.
+    fn drop_spinning(&self) {
+        let was = m::with_m(|m| std::mem::replace(&mut m.spinning, false));
+        if was {
+            self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Parking and readying (Go: `gopark` / `goready`), for goroutines and plain
+//! threads alike.
+//!
+//! A [`Waiter`] names whoever is waiting: a goroutine ([`GHandle`]) or an OS
+//! thread. [`park_current`] blocks the caller — parking the goroutine (its M
+//! goes on to run others) or the thread. [`Waiter::wake`] wakes it. As with
+//! `std::thread::park`, a park may return spuriously, so callers wait in a
+//! loop on their own condition, registered under their own lock.
+
+use super::g::{self, GHandle, GRef};
+use super::{Sched, m};
+use crate::coro::{self, Reason};
+use std::sync::Arc;
+
+/// Someone blocked in [`park_current`].
+#[derive(Debug, Clone)]
+pub(crate) enum Waiter {
+    Goroutine(GHandle),
+    Thread(std::thread::Thread),
+}
+
+impl Waiter {
+    /// The caller, as a waiter.
+    pub(crate) fn current() -> Waiter {
+        match g::current_handle() {
+            Some(h) => Waiter::Goroutine(h),
+            None => Waiter::Thread(std::thread::current()),
+        }
+    }
+
+    /// Wakes the waiter (at most one pending wake-up is remembered).
+    pub(crate) fn wake(self) {
+        match self {
+            Waiter::Goroutine(h) => {
+                if let Some(g) = h.unpark() {
+                    ready(g);
+                }
+            }
+            Waiter::Thread(t) => t.unpark(),
+        }
+    }
+}
+
+/// Blocks the caller until woken (or spuriously). In a goroutine this parks
+/// the goroutine; on a plain thread it parks the thread.
+pub(crate) fn park_current() {
+    match g::with_current(|g| g.begin_park()) {
+        Some(true) => coro::suspend(Reason::Park),
+        Some(false) => {} // a wake-up was already pending
+        None => std::thread::park(),
+    }
+}
+
+/// Makes a G runnable (Go: `goready`): into the current P's `runnext` when
+/// called on an M, else into the global queue of the running runtime.
+pub(crate) fn ready(g: GRef) {
+    let mut g = Some(g);
+    let on_m = m::try_with_m(|m| {
+        let g = g.take().expect("g");
+        match m.p.as_ref() {
+            Some(p) => p.runqput(g, true, &m.sched.injector),
+            None => m.sched.injector.push(g),
+        }
+        // `wakep` never re-enters `with_m`, so it may run inside it (and
+        // we avoid bumping the shared `Arc<Sched>` count per wake-up).
+        m.sched.wakep();
+    });
+    if on_m.is_some() {
+        return;
+    }
+    let g = g.take().expect("g");
+    match crate::runtime::current_sched() {
+        Some(sched) => {
+            sched.injector.push(g);
+            sched.wakep();
+        }
+        // The runtime stopped between the wake-up and now: the goroutine was
+        // abandoned with the rest (its token is dropped; it never runs).
+        None => drop(g),
+    }
+}
+
+/// Queues a new goroutine (Go: `newproc`): on an M with a P into `runnext`,
+/// else into the global queue. Returns its goid.
+pub(crate) fn spawn_task(task: Arc<dyn g::Runnable>, sched_hint: Option<&Arc<Sched>>) -> u64 {
+    let mut entry = Some(task);
+    let on_m = m::try_with_m(|m| {
+        let sched = &m.sched;
+        let p = m.p.as_deref_mut()?;
+        let mut g = sched.gfget(Some(p));
+        let goid = sched.next_goid();
+        g.reset(goid, entry.take().expect("entry"));
+        p.shared
+            .ngoroutine
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        p.runqput(g, true, &sched.injector);
+        sched.wakep();
+        Some(goid)
+    })
+    .flatten();
+    if let Some(goid) = on_m {
+        return goid;
+    }
+    let sched = match sched_hint.cloned().or_else(crate::runtime::current_sched) {
+        Some(s) => s,
+        None => panic!(
+            "gort: no runtime is running: spawn goroutines inside `gort::run` \
+             (or `Runtime::run`), or from another thread while it runs"
+        ),
+    };
+    let mut g = sched.gfget(None);
+    let goid = sched.next_goid();
+    g.reset(goid, entry.take().expect("entry"));
+    sched
+        .ngoroutine
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    sched.injector.push(g);
+    sched.wakep();
+    goid
+}
+
+/// `Gosched`: let other goroutines run. On a plain thread, yields the thread.
+pub(crate) fn yield_now() {
+    if coro::on_goroutine() {
+        coro::suspend(Reason::Yield);
+    } else {
+        std::thread::yield_now();
+    }
+}
