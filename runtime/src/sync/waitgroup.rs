@@ -87,3 +87,9 @@ impl WaitGroup {
         self.count.load(Ordering::SeqCst)
     }
 }
+
+// A panic while holding the waiter lock leaves a consistent list (pushes
+// and drains are single operations), so observing it after a caught panic
+// is fine, as with `std::sync::Mutex`.
+impl std::panic::RefUnwindSafe for WaitGroup {}
+impl std::panic::UnwindSafe for WaitGroup {}

@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Runs `f`; if it has not returned after `secs`, prints which test hung
+/// and exits the whole test process with status 3 (a hang is a failure,
+/// never a stuck CI job).
+pub fn watchdog<T>(name: &str, secs: u64, f: impl FnOnce() -> T) -> T {
+    let done = Arc::new(AtomicBool::new(false));
+    let d = done.clone();
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        let step = Duration::from_millis(50);
+        let mut waited = Duration::ZERO;
+        while waited < Duration::from_secs(secs) {
+            if d.load(Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(step);
+            waited += step;
+        }
+        if !d.load(Ordering::Acquire) {
+            eprintln!("watchdog: test `{name}` did not finish within {secs} s: hung");
+            std::process::exit(3);
+        }
+    });
+    let r = f();
+    done.store(true, Ordering::Release);
+    r
+}
+
+/// A seeded xorshift generator (reproducible stress runs).
+#[derive(Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The stress seed: `GORT_SEED` or a fixed default, printed so a failure
+/// can be replayed.
+pub fn seed() -> u64 {
+    let s = std::env::var("GORT_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5eed_1234_abcd_ef01);
+    eprintln!("GORT_SEED={s}");
+    s
+}
+
+pub fn rt(procs: usize) -> gort::Runtime {
+    gort::Runtime::builder()
+        .gomaxprocs(procs)
+        .build()
+        .expect("runtime")
+}
