@@ -13,6 +13,7 @@ fn testprog_entry() {
     };
     match which.as_str() {
         "overflow" => {
+            #[allow(unconditional_recursion)] // on purpose: overflow the stack
             fn recurse(n: u64) -> u64 {
                 let buf = std::hint::black_box([n; 32]);
                 recurse(n + 1) + buf[3]

@@ -2,7 +2,6 @@
 //! `goroutine N panicked at <file:line:col>:` and the message, as Rust does
 //! for threads (`thread 'x' panicked at …`). Panics on plain threads go to
 //! the hook that was installed before ours.
-#![forbid(unsafe_code)]
 
 use std::sync::Once;
 

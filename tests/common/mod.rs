@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests.
+#![allow(missing_docs)]
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::Duration;
 /// Runs `f`; if it has not returned after `secs`, prints which test hung
 /// and exits the whole test process with status 3 (a hang is a failure,
 /// never a stuck CI job).
-pub fn watchdog<T>(name: &str, secs: u64, f: impl FnOnce() -> T) -> T {
+pub(crate) fn watchdog<T>(name: &str, secs: u64, f: impl FnOnce() -> T) -> T {
     let done = Arc::new(AtomicBool::new(false));
     let d = done.clone();
     let name = name.to_string();
@@ -34,10 +35,10 @@ pub fn watchdog<T>(name: &str, secs: u64, f: impl FnOnce() -> T) -> T {
 
 /// A seeded xorshift generator (reproducible stress runs).
 #[derive(Clone)]
-pub struct Rng(pub u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -45,14 +46,14 @@ impl Rng {
         self.0 = x;
         x
     }
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
 
 /// The stress seed: `GORT_SEED` or a fixed default, printed so a failure
 /// can be replayed.
-pub fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     let s = std::env::var("GORT_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -61,7 +62,7 @@ pub fn seed() -> u64 {
     s
 }
 
-pub fn rt(procs: usize) -> gort::Runtime {
+pub(crate) fn rt(procs: usize) -> gort::Runtime {
     gort::Runtime::builder()
         .gomaxprocs(procs)
         .build()

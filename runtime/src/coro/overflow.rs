@@ -60,7 +60,9 @@ pub(crate) fn install_handler() {
 /// The handler. Async-signal-safe.
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
-    let addr = unsafe { (*info).si_addr() } as usize;
+    let info_ref = unsafe { &*info };
+    // SAFETY: SIGSEGV/SIGBUS siginfo carries a fault address (`si_addr`).
+    let addr = unsafe { info_ref.si_addr() } as usize;
     if let Some(limit) = guard_hit(addr) {
         let mut buf = [0u8; 160];
         let mut n = 0;
@@ -75,12 +77,11 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
         put(b": stack overflow (limit ");
         put(render(limit as u64, &mut num));
         put(b" bytes)\nfatal error: stack overflow\n");
-        // SAFETY: write(2) and abort(3) are async-signal-safe; `buf[..n]` is
-        // initialised memory of ours.
-        unsafe {
-            libc::write(2, buf.as_ptr().cast(), n);
-            libc::abort();
-        }
+        // SAFETY: write(2) is async-signal-safe; `buf[..n]` is initialised
+        // memory of ours.
+        unsafe { libc::write(2, buf.as_ptr().cast(), n) };
+        // SAFETY: abort(3) is async-signal-safe.
+        unsafe { libc::abort() };
     }
     chain(sig, info, ctx);
 }
@@ -100,13 +101,11 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
         // Restore the default action and return: the faulting instruction
         // runs again and the kernel kills the process with the signal.
-        // SAFETY: a zeroed sigaction with SIG_DFL is valid; sigaction is
-        // async-signal-safe.
-        unsafe {
-            let mut dfl: libc::sigaction = MaybeUninit::zeroed().assume_init();
-            dfl.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
-        }
+        // SAFETY: all-zero bytes are a valid `sigaction`.
+        let mut dfl: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
+        dfl.sa_sigaction = libc::SIG_DFL;
+        // SAFETY: a valid action; sigaction(2) is async-signal-safe.
+        unsafe { libc::sigaction(sig, &dfl, std::ptr::null_mut()) };
         return;
     }
     let flags = old.map_or(0, |o| o.sa_flags);

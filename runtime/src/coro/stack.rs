@@ -150,14 +150,11 @@ impl GoroutineStack {
 
     /// Releases the physical pages of the usable range (keeps the mapping).
     pub(crate) fn decommit(&mut self) -> Result<(), SysError> {
+        // SAFETY: `bottom` lies inside our mapping, so it is non-null.
+        let bottom = unsafe { NonNull::new_unchecked(self.bottom() as *mut u8) };
         // SAFETY: `[bottom, top)` is the usable range of a stack we own
         // exclusively (`&mut self`) that is not running: no live value is in it.
-        unsafe {
-            sys::decommit(
-                NonNull::new_unchecked(self.bottom() as *mut u8),
-                self.size(),
-            )
-        }
+        unsafe { sys::decommit(bottom, self.size()) }
     }
 }
 

@@ -194,6 +194,7 @@ impl MShared {
 
 /// State under `sched.lock`.
 #[derive(Debug, Default)]
+#[allow(clippy::vec_box)] // Ps move between Ms and lists as boxes; a Vec<P> would move whole P structs.
 struct Locked {
     /// Idle Ps (Go: `sched.pidle`).
     pidle: Vec<Box<P>>,
