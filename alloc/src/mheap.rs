@@ -335,9 +335,17 @@ impl Heap {
     pub fn find_object(&self, addr: usize) -> Option<ObjectRef<'_>> {
         let span = self.span_of(addr)?;
         let index = span.object_index(addr);
+        let size = span.elemsize();
+        // A span freed and reused by another thread meanwhile can give a
+        // torn view; answer only if it is self-consistent (a racing lookup
+        // of memory nobody keeps alive has no right answer anyway).
+        let base = span.base_addr().checked_add(index.checked_mul(size)?)?;
+        if index >= span.nelems() || addr < base || addr - base >= size {
+            return None;
+        }
         Some(ObjectRef {
             base: span.object_ptr(index),
-            size: span.elemsize(),
+            size,
             span_class: span.span_class(),
             span,
             index,
@@ -386,6 +394,12 @@ impl Heap {
     /// Starts a sweep cycle: `sweepgen += 2`, so every span becomes
     /// unswept (Go: end of mark termination). Finishes the previous cycle's
     /// sweeping first.
+    ///
+    /// The cycle protocol (Go's): `sweep_all` (sweep termination) → mark
+    /// (`mark`, with new objects marked as they are allocated) →
+    /// `begin_sweep_cycle` → lazy `sweep_one`s. Marks set on a span that
+    /// is still unswept from the previous cycle are consumed by its sweep,
+    /// so marking must not start before sweeping has finished.
     ///
     /// # Context
     ///
