@@ -2,6 +2,7 @@
 //! environment error (Go's `fatal`): print the message and exit with status
 //! 2, as Go does. `throw!` is a runtime bug: print `fatal error:` with the
 //! detail and abort. Neither unwinds.
+#![forbid(unsafe_code)]
 
 /// Prints a fatal error to stderr and exits the process with status 2.
 #[macro_export]

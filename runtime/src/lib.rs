@@ -22,6 +22,7 @@ pub mod coro;
 mod env;
 #[doc(hidden)]
 pub mod fatal;
+mod loom;
 #[forbid(unsafe_code)]
 mod panic;
 pub mod runtime;

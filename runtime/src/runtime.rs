@@ -55,9 +55,9 @@ impl std::error::Error for BuildError {}
 /// (`GOMAXPROCS`, `GORT_STACKSIZE`) and then from Go's defaults.
 ///
 /// ```
-/// let rt = gort::Runtime::builder().gomaxprocs(4).stack_size(128 * 1024).build()?;
-/// assert_eq!(rt.run(|| gort::runtime::gomaxprocs()), 4);
-/// # Ok::<(), gort::BuildError>(())
+/// let rt = gort_runtime::Runtime::builder().gomaxprocs(4).stack_size(128 * 1024).build()?;
+/// assert_eq!(rt.run(|| gort_runtime::runtime::gomaxprocs()), 4);
+/// # Ok::<(), gort_runtime::BuildError>(())
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
@@ -198,8 +198,8 @@ impl Runtime {
 /// environment, and returns its result (see [`Runtime::run`]).
 ///
 /// ```
-/// let n = gort::run(|| {
-///     let h = gort::go(|| gort::runtime::num_goroutine());
+/// let n = gort_runtime::run(|| {
+///     let h = gort_runtime::go(|| gort_runtime::runtime::num_goroutine());
 ///     h.join().unwrap()
 /// });
 /// assert!(n >= 2);

@@ -193,7 +193,7 @@ impl<T> JoinHandle<T> {
     /// with the payload [`ABANDONED`].
     ///
     /// ```
-    /// let v = gort::run(|| gort::go(|| 6 * 7).join().unwrap());
+    /// let v = gort_runtime::run(|| gort_runtime::go(|| 6 * 7).join().unwrap());
     /// assert_eq!(v, 42);
     /// ```
     pub fn join(self) -> std::thread::Result<T> {
@@ -222,8 +222,8 @@ impl<T> JoinHandle<T> {
 /// If no runtime is running.
 ///
 /// ```
-/// gort::run(|| {
-///     let hs: Vec<_> = (0..10u64).map(|i| gort::go(move || i * i)).collect();
+/// gort_runtime::run(|| {
+///     let hs: Vec<_> = (0..10u64).map(|i| gort_runtime::go(move || i * i)).collect();
 ///     let sum: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
 ///     assert_eq!(sum, 285);
 /// });
@@ -293,10 +293,14 @@ impl After for ScopeMember {
         if self.left.swap(true, Ordering::AcqRel) {
             return;
         }
-        if self.data.running.fetch_sub(1, Ordering::AcqRel) == 1
-            && let Some(w) = self.data.waiter.lock().take()
-        {
-            w.wake();
+        if self.data.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Take the waiter out and release the lock before waking: `wake`
+            // may take `sched.lock`, and no runtime lock is held while
+            // another is taken except in the documented order.
+            let w = self.data.waiter.lock().take();
+            if let Some(w) = w {
+                w.wake();
+            }
         }
     }
 }
@@ -409,8 +413,8 @@ where
 ///
 /// ```
 /// let mut v = vec![1, 2, 3];
-/// gort::run(|| {
-///     gort::scope(|s| {
+/// gort_runtime::run(|| {
+///     gort_runtime::scope(|s| {
 ///         s.go(|| assert_eq!(v.len(), 3));
 ///         s.go(|| assert_eq!(v[0], 1));
 ///     });

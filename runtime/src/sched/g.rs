@@ -38,24 +38,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const IDLE: u64 = 0;
-const RUNNABLE: u64 = 1;
-const PARKING: u64 = 2;
-const PARKED: u64 = 3;
-const NOTIFIED: u64 = 4;
-
-#[inline]
-fn state(w: u64) -> u64 {
-    w & 0xffff_ffff
-}
-#[inline]
-fn generation(w: u64) -> u32 {
-    (w >> 32) as u32
-}
-#[inline]
-fn word(gen_: u32, st: u64) -> u64 {
-    (u64::from(gen_) << 32) | st
-}
+use super::parkword::{ParkWord, Unpark, generation, state};
 
 /// A goroutine's body, as the runtime sees it (implemented by
 /// `spawn::Task`: the closure, its result slot and the joiner, in one
@@ -99,7 +82,7 @@ pub(crate) struct Exec {
 /// - `exec`: Owner: the holder of the G's [`GRef`] only.
 pub(crate) struct G {
     pub(crate) goid: AtomicU64,
-    park: AtomicU64,
+    park: ParkWord,
     exec: UnsafeCell<Exec>,
 }
 
@@ -112,7 +95,7 @@ unsafe impl Sync for G {}
 
 impl std::fmt::Debug for G {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let w = self.park.load(Ordering::Relaxed);
+        let w = self.park.load();
         f.debug_struct("G")
             .field("goid", &self.goid.load(Ordering::Relaxed))
             .field("gen", &generation(w))
@@ -135,7 +118,7 @@ impl GRef {
     pub(crate) fn new_g() -> GRef {
         GRef(Arc::new(G {
             goid: AtomicU64::new(0),
-            park: AtomicU64::new(word(0, IDLE)),
+            park: ParkWord::new(),
             exec: UnsafeCell::new(Exec::default()),
         }))
     }
@@ -169,13 +152,8 @@ impl GRef {
 
     /// Prepares a free G for a new goroutine: new generation, RUNNABLE.
     pub(crate) fn reset(&mut self, goid: u64, entry: Arc<dyn Runnable>) {
-        let w = self.0.park.load(Ordering::Relaxed);
-        debug_assert_eq!(state(w), IDLE);
         self.0.goid.store(goid, Ordering::Relaxed);
-        self.0.park.store(
-            word(generation(w).wrapping_add(1), RUNNABLE),
-            Ordering::Release,
-        );
+        self.0.park.reset();
         let e = self.exec();
         e.watch = Some(Arc::downgrade(&entry));
         e.entry = Some(entry);
@@ -184,30 +162,17 @@ impl GRef {
 
     /// The goroutine exited: handles of this generation become inert.
     pub(crate) fn set_dead(&mut self) {
-        let w = self.0.park.load(Ordering::Relaxed);
-        self.0
-            .park
-            .store(word(generation(w), IDLE), Ordering::Release);
+        self.0.park.set_idle();
     }
 
     /// Step 2 of the park protocol, on g0 after the goroutine suspended with
     /// `Reason::Park`. `Ok(())`: parked, the token is released. `Err(self)`:
     /// a wake-up arrived first; the G is runnable again.
     pub(crate) fn commit_park(self) -> Result<(), GRef> {
-        let w = self.0.park.load(Ordering::Relaxed);
-        let g_ = generation(w);
-        match self.0.park.compare_exchange(
-            word(g_, PARKING),
-            word(g_, PARKED),
-            Ordering::AcqRel, // Release: publishes the coroutine's saved state to the unparker's Acquire.
-            Ordering::Acquire,
-        ) {
-            Ok(_) => Ok(()), // `self` (the token) is dropped here.
-            Err(cur) => {
-                debug_assert_eq!(state(cur), NOTIFIED);
-                self.0.park.store(word(g_, RUNNABLE), Ordering::Relaxed);
-                Err(self)
-            }
+        if self.0.park.commit() {
+            Ok(())
+        } else {
+            Err(self)
         }
     }
 }
@@ -217,39 +182,12 @@ impl G {
     /// if the caller must suspend with `Reason::Park`, `false` if a wake-up
     /// was already pending (consumed).
     pub(crate) fn begin_park(&self) -> bool {
-        loop {
-            let w = self.park.load(Ordering::Acquire);
-            let (g_, s) = (generation(w), state(w));
-            let next = match s {
-                NOTIFIED => RUNNABLE,
-                RUNNABLE => PARKING,
-                _ => panic!("gort: park in state {s}"),
-            };
-            if self
-                .park
-                .compare_exchange(w, word(g_, next), Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return next == PARKING;
-            }
-        }
+        self.park.begin_park()
     }
 
     /// At shutdown: claim a parked G's token (`PARKED → IDLE`).
     pub(crate) fn claim_parked(self: &Arc<G>) -> Option<GRef> {
-        let w = self.park.load(Ordering::Acquire);
-        if state(w) != PARKED {
-            return None;
-        }
-        self.park
-            .compare_exchange(
-                w,
-                word(generation(w), IDLE),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .ok()
-            .map(|_| GRef(self.clone()))
+        self.park.claim_parked().then(|| GRef(self.clone()))
     }
 }
 
@@ -274,31 +212,9 @@ impl GHandle {
     /// made it runnable (the caller must ready it), `None` otherwise.
     #[must_use]
     pub(crate) fn unpark(&self) -> Option<GRef> {
-        loop {
-            let w = self.g.park.load(Ordering::Acquire);
-            if generation(w) != self.gen_ {
-                return None;
-            }
-            let next = match state(w) {
-                PARKED => RUNNABLE,
-                RUNNABLE | PARKING => NOTIFIED,
-                _ => return None, // NOTIFIED (already pending) or IDLE (exited)
-            };
-            if self
-                .g
-                .park
-                .compare_exchange(
-                    w,
-                    word(self.gen_, next),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-            {
-                // Acquire above pairs with the Release in `commit_park`.
-                return (next == RUNNABLE).then(|| GRef(self.g.clone()));
-            }
-        }
+        // The Acquire in `ParkWord::unpark` pairs with the Release in
+        // `commit`, so the new token sees the goroutine's saved state.
+        (self.g.park.unpark(self.gen_) == Unpark::Readied).then(|| GRef(self.g.clone()))
     }
 }
 
@@ -356,6 +272,6 @@ pub(crate) fn current_handle() -> Option<GHandle> {
     unsafe { Arc::increment_strong_count(p) };
     // SAFETY: the count was just incremented for this new `Arc`.
     let g = unsafe { Arc::from_raw(p) };
-    let gen_ = generation(g.park.load(Ordering::Relaxed));
+    let gen_ = generation(g.park.load());
     Some(GHandle { g, gen_ })
 }

@@ -8,6 +8,7 @@
 //! The M's state lives in a thread-local ([`MLocal`]) so goroutine code
 //! running on the M can reach its P (to spawn onto the local run queue). It is
 //! only ever borrowed for short, non-suspending sections (`with_m`).
+#![forbid(unsafe_code)]
 
 use super::g::{self, GRef};
 use super::{MShared, P, Sched};

@@ -62,6 +62,7 @@
 pub(crate) mod g;
 pub(crate) mod m;
 pub(crate) mod park;
+pub(crate) mod parkword;
 pub(crate) mod runq;
 
 use crate::coro::stack::StackConfig;

@@ -6,6 +6,7 @@
 //! goes on to run others) or the thread. [`Waiter::wake`] wakes it. As with
 //! `std::thread::park`, a park may return spuriously, so callers wait in a
 //! loop on their own condition, registered under their own lock.
+#![forbid(unsafe_code)]
 
 use super::g::{self, GHandle, GRef};
 use super::{Sched, m};

@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 ///
 /// ```
 /// use std::sync::Arc;
-/// gort::run(|| {
-///     let wg = Arc::new(gort::sync::WaitGroup::new());
+/// gort_runtime::run(|| {
+///     let wg = Arc::new(gort_runtime::sync::WaitGroup::new());
 ///     for _ in 0..10 {
 ///         wg.add(1);
 ///         let wg = wg.clone();
-///         gort::go(move || wg.done());
+///         gort_runtime::go(move || wg.done());
 ///     }
 ///     wg.wait();
 /// });
