@@ -61,6 +61,10 @@ fn swept(sg: u32) -> u8 {
 #[derive(Debug, Default)]
 pub(crate) struct Lists {
     sets: [Vec<SpanPtr>; 4],
+    /// One empty, swept span kept back from the page heap, so a class that
+    /// allocates and frees in a steady rhythm does not return a span to
+    /// the page heap and take it back again each time. In no list.
+    reserve: Option<SpanPtr>,
 }
 
 impl Lists {
@@ -137,17 +141,19 @@ impl MCentral {
     }
 
     /// Sweeps `s` (state `sg - 1`, in no list). Frees its pages if it is
-    /// empty, else sets `sweepgen = sg`. Returns the bytes freed and whether
-    /// the span survived.
-    fn sweep_locked(&self, heap: &Heap, s: SpanRef<'_>, sg: u32) -> (usize, bool) {
+    /// empty (unless `preserve`: the caller will use or file it, Go's
+    /// `sweep(preserve)`), else sets `sweepgen = sg`. Returns the bytes
+    /// freed and whether the span survived.
+    fn sweep_locked(&self, heap: &Heap, s: SpanRef<'_>, sg: u32, preserve: bool) -> (usize, bool) {
         let (before, after) = s.sweep_bits();
         let freed = before - after;
         add(&heap.counters.frees[self.class_index()], freed as u64);
         let bytes = freed * s.elemsize();
-        if self.spc.size_class().is_large() && freed > 0 {
+        let large = self.spc.size_class().is_large();
+        if large && freed > 0 {
             add(&heap.counters.large_free_bytes, bytes as u64);
         }
-        if after == 0 {
+        if after == 0 && (large || !preserve) {
             heap.free_span(s);
             return (bytes, false);
         }
@@ -178,12 +184,15 @@ impl MCentral {
             if let Some(s) = l.pop(heap, PARTIAL + sw) {
                 return Ok(self.take(heap, s, sg));
             }
+            if let Some(p) = l.reserve.take() {
+                return Ok(self.take(heap, heap.spans.resolve(p), sg));
+            }
             while let Some(s) = l.pop(heap, PARTIAL + (1 - sw)) {
                 // Release: pairs with the Acquire in `SpanRef::sweepgen`.
                 s.span()
                     .sweepgen
                     .store(sg.wrapping_sub(1), Ordering::Release);
-                if self.sweep_locked(heap, s, sg).1 {
+                if self.sweep_locked(heap, s, sg, true).1 {
                     if s.alloc_count() < s.nelems() {
                         return Ok(self.take(heap, s, sg));
                     }
@@ -198,7 +207,7 @@ impl MCentral {
                 s.span()
                     .sweepgen
                     .store(sg.wrapping_sub(1), Ordering::Release);
-                if self.sweep_locked(heap, s, sg).1 {
+                if self.sweep_locked(heap, s, sg, true).1 {
                     if s.alloc_count() < s.nelems() {
                         return Ok(self.take(heap, s, sg));
                     }
@@ -232,8 +241,8 @@ impl MCentral {
             s.span()
                 .sweepgen
                 .store(sg.wrapping_sub(1), Ordering::Release);
-            if self.sweep_locked(heap, s, sg).1 {
-                self.place(&mut l, heap, s, sg);
+            if self.sweep_locked(heap, s, sg, true).1 {
+                self.place_or_release(&mut l, heap, s, sg);
             }
             return;
         }
@@ -244,10 +253,39 @@ impl MCentral {
         );
         // Release: as above.
         s.span().sweepgen.store(sg, Ordering::Release);
-        if s.alloc_count() == 0 {
-            heap.free_span(s);
+        self.place_or_release(&mut l, heap, s, sg);
+    }
+
+    /// Files a swept, unlisted span: by fullness if it holds objects; an
+    /// empty one becomes the reserve if that is vacant, else its pages go
+    /// back to the page heap.
+    fn place_or_release(&self, l: &mut Lists, heap: &Heap, s: SpanRef<'_>, sg: u32) {
+        if s.alloc_count() > 0 {
+            self.place(l, heap, s, sg);
+        } else if l.reserve.is_none() && !self.spc.size_class().is_large() {
+            l.reserve = Some(s.ptr());
         } else {
-            self.place(&mut l, heap, s, sg);
+            heap.free_span(s);
+        }
+    }
+
+    /// At a cycle boundary: the (empty) reserve span counts as swept in the
+    /// new cycle; stray marks on its free slots are dropped.
+    pub(crate) fn refresh_reserve(&self, heap: &Heap) {
+        let l = self.lists.lock().unwrap();
+        if let Some(p) = l.reserve {
+            let s = heap.spans.resolve(p);
+            s.sweep_bits();
+            // Release: pairs with the Acquire in `SpanRef::sweepgen`.
+            s.span().sweepgen.store(heap.sweepgen(), Ordering::Release);
+        }
+    }
+
+    /// Returns the reserve span, if any, to the page heap.
+    pub(crate) fn release_reserve(&self, heap: &Heap) {
+        let mut l = self.lists.lock().unwrap();
+        if let Some(p) = l.reserve.take() {
+            heap.free_span(heap.spans.resolve(p));
         }
     }
 
@@ -278,7 +316,7 @@ impl MCentral {
         s.span()
             .sweepgen
             .store(sg.wrapping_sub(1), Ordering::Release);
-        let (bytes, survived) = self.sweep_locked(heap, s, sg);
+        let (bytes, survived) = self.sweep_locked(heap, s, sg, false);
         if survived {
             self.place(&mut l, heap, s, sg);
         }
@@ -336,7 +374,7 @@ impl MCentral {
             let was_full = s.span().list.load(Ordering::Relaxed) == FULL + swept(sg);
             if s.alloc_count() == 0 {
                 l.remove(heap, s);
-                heap.free_span(s);
+                self.place_or_release(&mut l, heap, s, sg);
             } else if was_full {
                 l.remove(heap, s);
                 l.push(heap, s, PARTIAL + swept(sg));

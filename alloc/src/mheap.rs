@@ -334,17 +334,9 @@ impl Heap {
     #[inline]
     pub fn find_object(&self, addr: usize) -> Option<ObjectRef<'_>> {
         let span = self.span_of(addr)?;
-        let index = span.object_index(addr);
-        let size = span.elemsize();
-        // A span freed and reused by another thread meanwhile can give a
-        // torn view; answer only if it is self-consistent (a racing lookup
-        // of memory nobody keeps alive has no right answer anyway).
-        let base = span.base_addr().checked_add(index.checked_mul(size)?)?;
-        if index >= span.nelems() || addr < base || addr - base >= size {
-            return None;
-        }
+        let (base, size, index) = span.locate(addr)?;
         Some(ObjectRef {
-            base: span.object_ptr(index),
+            base,
             size,
             span_class: span.span_class(),
             span,
@@ -416,6 +408,9 @@ impl Heap {
         }
         // Release: pairs with the Acquire in `sweepgen`.
         self.sweepgen.fetch_add(2, Ordering::AcqRel);
+        for c in &self.central {
+            c.refresh_reserve(self);
+        }
     }
 
     /// Sweeps one unswept span, if any. Returns the bytes it freed.
@@ -429,6 +424,14 @@ impl Heap {
             }
         }
         None
+    }
+
+    /// Returns every MCentral's reserve span (one empty span per small
+    /// class is kept back to avoid page-heap churn) to the page heap.
+    pub fn release_reserves(&self) {
+        for c in &self.central {
+            c.release_reserve(self);
+        }
     }
 
     /// Sweeps every unswept span (Go's `finishsweep_m`). Returns the bytes

@@ -284,6 +284,30 @@ impl<'h> SpanRef<'h> {
         b.with_addr(b.addr().saturating_add(i * self.elemsize()))
     }
 
+    /// The slot containing `addr`: `(object start, slot size, index)`,
+    /// reading each span field once, or `None` if the span is not live, does
+    /// not contain `addr`, or changed under a racing free (torn view).
+    #[inline]
+    pub fn locate(self, addr: usize) -> Option<(NonNull<u8>, usize, usize)> {
+        if !self.in_use() {
+            return None;
+        }
+        let s = self.span;
+        // Relaxed (all): as in `base_addr`; a racing re-initialisation is
+        // caught by the consistency checks below.
+        let base = NonNull::new(s.base.load(Ordering::Relaxed))?;
+        let size = s.elemsize.load(Ordering::Relaxed);
+        let nelems = s.nelems.load(Ordering::Relaxed);
+        let magic = s.div_magic.load(Ordering::Relaxed) as u64;
+        let off = addr.checked_sub(base.addr().get())?;
+        let index = ((off as u64).checked_mul(magic)? >> 32) as usize;
+        let start = index.checked_mul(size)?;
+        if index >= nelems || off < start || off - start >= size {
+            return None;
+        }
+        Some((base.with_addr(base.addr().checked_add(start)?), size, index))
+    }
+
     /// Whether slot `i` holds an allocated object (module docs).
     pub fn is_allocated(self, i: usize) -> bool {
         // Acquire: pairs with the cursor's Release after zeroing the slot.

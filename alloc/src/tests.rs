@@ -54,6 +54,8 @@ fn small_objects_are_zeroed_distinct_and_found() {
     check(&heap);
     drop(c);
     check(&heap);
+    heap.release_reserves();
+    check(&heap);
     let st = heap.stats();
     assert_eq!(st.heap_objects, 0);
     assert_eq!(st.heap_alloc, 0);
@@ -208,6 +210,7 @@ fn mark_sweep_frees_the_unmarked() {
     heap.begin_sweep_cycle();
     c.prepare_for_sweep();
     heap.sweep_all();
+    heap.release_reserves();
     check(&heap);
     let st = heap.stats();
     assert_eq!((st.heap_objects, st.heap_alloc, st.heap_inuse), (0, 0, 0));

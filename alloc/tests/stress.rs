@@ -23,7 +23,10 @@ impl Rng {
 }
 
 fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[derive(Clone, Copy)]
@@ -54,7 +57,11 @@ fn verify(o: &Obj) {
     unsafe {
         let w = o.p.as_ptr().cast::<u64>();
         for i in 0..n {
-            assert_eq!(w.add(i).read_unaligned(), o.tag ^ i as u64, "object overwritten");
+            assert_eq!(
+                w.add(i).read_unaligned(),
+                o.tag ^ i as u64,
+                "object overwritten"
+            );
         }
     }
 }
@@ -73,8 +80,21 @@ fn random_size(rng: &mut Rng) -> usize {
     }
 }
 
+/// A panicking thread would leave the others waiting at a barrier forever:
+/// abort instead, after printing the panic.
+fn abort_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        use std::io::Write;
+        // Straight to fd 2: the test harness captures `eprintln!`.
+        let bt = std::backtrace::Backtrace::force_capture();
+        let _ = writeln!(std::io::stderr(), "{info}\n{bt}");
+        std::process::abort();
+    }));
+}
+
 #[test]
 fn threads_allocate_free_mark_and_sweep() {
+    abort_on_panic();
     let seed = env("GORT_STRESS_SEED", 0x5eed);
     let rounds = env("GORT_STRESS_ROUNDS", 25) as usize;
     let threads = env("GORT_STRESS_THREADS", 2) as usize;
@@ -213,12 +233,18 @@ fn lookups_race_with_allocation_and_free() {
         s.spawn(|| {
             let mut rng = Rng(7);
             let mut found = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut iters = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) || iters < 200 {
+                iters += 1;
                 let addrs = live.lock().unwrap().clone();
                 for a in addrs.iter().take(64) {
-                    let probe = a.wrapping_add(rng.below(1 << 16) as usize).wrapping_sub(1 << 15);
+                    let probe = a
+                        .wrapping_add(rng.below(1 << 16) as usize)
+                        .wrapping_sub(1 << 15);
                     if let Some(o) = heap.find_object(probe) {
-                        assert!(o.base.addr().get() <= probe && probe < o.base.addr().get() + o.size);
+                        assert!(
+                            o.base.addr().get() <= probe && probe < o.base.addr().get() + o.size
+                        );
                         found += 1;
                     }
                 }

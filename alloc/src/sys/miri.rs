@@ -7,10 +7,19 @@ use std::collections::HashMap;
 use std::ptr::NonNull;
 use std::sync::Mutex;
 
-/// Live reservations: base address → (layout). `release` may free a prefix
-/// or suffix of one (as `reserve_aligned` does); we model that by keeping
-/// the whole block until every byte is released.
-static LIVE: Mutex<Option<HashMap<usize, (Layout, usize)>>> = Mutex::new(None);
+/// Live reservations: base address → (base pointer, layout, bytes not yet
+/// released). `release` may free a prefix or suffix of one (as
+/// `reserve_aligned` does); we model that by keeping the whole block until
+/// every byte is released. The pointer is kept (not just its address) so
+/// the block is freed with its provenance: this layer runs under
+/// `-Zmiri-strict-provenance`.
+static LIVE: Mutex<Option<HashMap<usize, (SendPtr, Layout, usize)>>> = Mutex::new(None);
+
+/// A base pointer stored in `LIVE`.
+struct SendPtr(NonNull<u8>);
+// SAFETY: the pointer is only an owner's handle to a `std::alloc` block;
+// the map is behind a mutex.
+unsafe impl Send for SendPtr {}
 
 fn layout(size: usize, align: usize) -> Result<Layout, SysError> {
     Layout::from_size_align(size.max(1), align).map_err(|_| SysError {
@@ -38,7 +47,7 @@ pub fn reserve_aligned(size: usize, align: usize) -> Result<NonNull<u8>, SysErro
     LIVE.lock()
         .unwrap()
         .get_or_insert_with(HashMap::new)
-        .insert(p.as_ptr() as usize, (l, size));
+        .insert(p.addr().get(), (SendPtr(p), l, size));
     Ok(p)
 }
 
@@ -50,23 +59,23 @@ pub fn reserve_aligned(size: usize, align: usize) -> Result<NonNull<u8>, SysErro
 pub unsafe fn release(ptr: NonNull<u8>, size: usize) -> Result<(), SysError> {
     let mut g = LIVE.lock().unwrap();
     let map = g.get_or_insert_with(HashMap::new);
-    let addr = ptr.as_ptr() as usize;
+    let addr = ptr.addr().get();
     let base = map
         .iter()
-        .find(|(b, (_, s))| addr >= **b && addr + size <= **b + *s)
+        .find(|(b, (_, l, _))| addr >= **b && addr + size <= **b + l.size())
         .map(|(b, _)| *b)
         .ok_or(SysError {
             op: "munmap",
             size,
             errno: libc::EINVAL,
         })?;
-    let (l, remaining) = map.get_mut(&base).map(|e| (e.0, e.1 - size)).unwrap();
-    if remaining == 0 {
-        map.remove(&base);
-        // SAFETY: `base` was returned by `alloc_zeroed(l)`.
-        unsafe { dealloc(base as *mut u8, l) };
-    } else {
-        map.get_mut(&base).unwrap().1 = remaining;
+    let e = map.get_mut(&base).unwrap();
+    e.2 -= size.min(e.2);
+    if e.2 == 0 {
+        let (p, l, _) = map.remove(&base).unwrap();
+        // SAFETY: `p` was returned by `alloc_zeroed(l)` and every byte of
+        // the block has now been released.
+        unsafe { dealloc(p.0.as_ptr(), l) };
     }
     Ok(())
 }

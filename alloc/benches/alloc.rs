@@ -1,0 +1,301 @@
+//! Allocation cost by size, twin of the Go anchor `cmd/alloc` (objects die
+//! young in a ring of 64) and of the Rust anchor `floor_alloc`.
+//!
+//! `cargo bench -p gort-alloc --bench alloc [-- n=10m reps=5 only=gc]`
+//!
+//! Modes, each printing `RESULT <metric> <value> <unit>`:
+//!
+//! - `gc` (the Go twin): `ring[i & 63] = alloc(size)`; once the bytes
+//!   allocated since the last cycle reach the goal (4 MiB ≈ Go's GOGC=100
+//!   minimum heap; 128 MiB ≈ GOGC=3200), run a collection the way the GC
+//!   issue will drive this crate: finish sweeping, mark the 64 ring objects,
+//!   flush the MCache, `begin_sweep_cycle`; spans are then swept lazily when
+//!   the MCache refills (large spans by the next cycle's `sweep_all`). The
+//!   figure is total time / allocations, so it includes marking (64
+//!   objects: no real tracing) and all sweeping, on one thread; Go's figure
+//!   also includes a real concurrent mark and uses the second core.
+//! - `free`: `free(ring[i & 63]); ring[i & 63] = alloc(size)` — explicit
+//!   free (mcentral lock per free), comparable to `floor_alloc`'s
+//!   malloc+free pairs (which do not zero; ours does).
+//! - `gc2`: the `gc` mode on two threads with an MCache each on one heap,
+//!   stopping both (barrier) for each cycle; reports throughput scaling.
+//!
+//! Per size: one warm-up repetition, then the median of `reps`.
+//! Also reports heap overhead `HeapSys / HeapAlloc` sampled every 64 Ki
+//! allocations in the `gc` mode (mean of samples).
+
+use gort_alloc::{Heap, MCache, SizeClass};
+use std::hint::black_box;
+use std::ptr::NonNull;
+use std::sync::Barrier;
+use std::time::Instant;
+
+const RING: usize = 64;
+
+fn arg(name: &str, default: u64) -> u64 {
+    for a in std::env::args() {
+        if let Some(v) = a.strip_prefix(&format!("{name}=")) {
+            let (num, mul) = match v.chars().last() {
+                Some('k') => (&v[..v.len() - 1], 1_000),
+                Some('m') => (&v[..v.len() - 1], 1_000_000),
+                _ => (v, 1),
+            };
+            return num.parse::<u64>().expect("number") * mul;
+        }
+    }
+    default
+}
+
+fn only(mode: &str) -> bool {
+    let sel: Vec<String> = std::env::args()
+        .filter_map(|a| a.strip_prefix("only=").map(String::from))
+        .collect();
+    sel.is_empty() || sel.iter().any(|s| s.split(',').any(|m| m == mode))
+}
+
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[xs.len() / 2]
+}
+
+fn slot_size(size: usize) -> usize {
+    let c = SizeClass::for_size(size);
+    if c.is_large() {
+        size.next_multiple_of(8192)
+    } else {
+        c.size()
+    }
+}
+
+struct GcLoop<'h> {
+    heap: &'h Heap,
+    c: MCache<'h>,
+    ring: [Option<NonNull<u8>>; RING],
+    since: usize,
+    goal: usize,
+    cycles: u64,
+    overhead: (f64, u64),
+}
+
+impl<'h> GcLoop<'h> {
+    fn new(heap: &'h Heap, goal: usize) -> Self {
+        GcLoop {
+            heap,
+            c: heap.new_mcache(),
+            ring: [None; RING],
+            since: 0,
+            goal,
+            cycles: 0,
+            overhead: (0.0, 0),
+        }
+    }
+
+    /// Sweep termination + mark the ring (this thread's roots).
+    fn mark_roots(&mut self) {
+        for p in self.ring.iter().flatten() {
+            self.heap.mark(p.addr().get());
+        }
+    }
+
+    fn gc(&mut self) {
+        self.heap.sweep_all();
+        self.mark_roots();
+        self.c.flush();
+        self.heap.begin_sweep_cycle();
+        self.c.prepare_for_sweep();
+        self.since = 0;
+        self.cycles += 1;
+    }
+
+    #[inline(always)]
+    fn run(&mut self, n: usize, size: usize, noscan: bool, sample: bool) {
+        let slot = slot_size(size);
+        for i in 0..n {
+            let p = self.c.alloc(black_box(size), noscan);
+            self.ring[i & (RING - 1)] = Some(p);
+            self.since += slot;
+            if self.since >= self.goal {
+                self.gc();
+            }
+            if sample && i & 0xffff == 0 {
+                let st = self.heap.stats();
+                self.overhead.0 += st.heap_sys as f64 / st.heap_alloc.max(1) as f64;
+                self.overhead.1 += 1;
+            }
+        }
+        black_box(&self.ring);
+    }
+}
+
+fn kind(noscan: bool) -> &'static str {
+    if noscan { "noscan" } else { "pointers" }
+}
+
+fn bench_gc(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
+    for goal_mib in [4usize, 128] {
+        let gogc = if goal_mib == 4 { 100 } else { 3200 };
+        for &size in sizes {
+            for noscan in [true, false] {
+                let heap = Heap::new();
+                let mut l = GcLoop::new(&heap, goal_mib << 20);
+                let n = (n_max.min(budget / size as u64)) as usize;
+                l.run(n / 10, size, noscan, false);
+                let c0 = l.cycles;
+                let mut xs = Vec::new();
+                for _ in 0..reps {
+                    let t = Instant::now();
+                    l.run(n, size, noscan, false);
+                    xs.push(t.elapsed().as_nanos() as f64 / n as f64);
+                }
+                let cycles = l.cycles - c0;
+                // Overhead samples in a separate, untimed pass.
+                l.run(n.min(2_000_000), size, noscan, true);
+                let ov = l.overhead.0 / l.overhead.1.max(1) as f64;
+                let name = format!("size={size},kind={},gogc_equiv={gogc}", kind(noscan));
+                println!(
+                    "# gc size={size} {} n={n} reps (ns/alloc): {:.2?}; {cycles} cycles",
+                    kind(noscan),
+                    xs
+                );
+                println!("RESULT gort.alloc_ns[{name}] {:.3} ns", median(&mut xs));
+                println!(
+                    "RESULT gort.alloc_cycles_per_1k_allocs[{name}] {:.4} count",
+                    cycles as f64 * 1000.0 / (n * reps) as f64
+                );
+                println!("RESULT gort.heap_sys_over_heap_alloc[{name}] {ov:.3} ratio");
+            }
+        }
+    }
+}
+
+fn bench_free(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
+    for &size in sizes {
+        let heap = Heap::new();
+        let mut c = heap.new_mcache();
+        let mut ring: [Option<NonNull<u8>>; RING] = [None; RING];
+        let n = (n_max.min(budget / size as u64)) as usize;
+        let mut run = |n: usize| {
+            for i in 0..n {
+                let r = &mut ring[i & (RING - 1)];
+                if let Some(old) = r.take() {
+                    heap.free(old).unwrap();
+                }
+                let p = c.alloc(black_box(size), true);
+                // Like floor_alloc: write the first and last word.
+                // SAFETY: `p` is a fresh object of at least `size` bytes.
+                unsafe {
+                    p.as_ptr().cast::<u64>().write(i as u64);
+                    p.as_ptr()
+                        .add(size - 8)
+                        .cast::<u64>()
+                        .write_unaligned(i as u64);
+                }
+                *r = Some(p);
+            }
+        };
+        run(n / 10);
+        let mut xs = Vec::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            run(n);
+            xs.push(t.elapsed().as_nanos() as f64 / n as f64);
+        }
+        println!("# free size={size} n={n} reps (ns/alloc+free): {xs:.2?}");
+        println!(
+            "RESULT gort.alloc_free_ns[size={size},ring=64] {:.3} ns",
+            median(&mut xs)
+        );
+    }
+}
+
+fn bench_gc2(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
+    const GOAL: usize = 128 << 20;
+    for &size in sizes {
+        let n = (n_max.min(budget / size as u64)) as usize / 2;
+        let mut ratios = Vec::new();
+        let mut t1s = Vec::new();
+        let mut t2s = Vec::new();
+        for _ in 0..reps + 1 {
+            // One thread: n allocations.
+            let heap = Heap::new();
+            let mut l = GcLoop::new(&heap, GOAL);
+            let t = Instant::now();
+            l.run(n, size, true, false);
+            let t1 = t.elapsed().as_secs_f64();
+            drop(l);
+            // Two threads: n allocations each, one heap, a stop-the-world
+            // barrier per cycle (each thread marks its own ring).
+            let heap = Heap::new();
+            let barrier = Barrier::new(2);
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    let (heap, barrier) = (&heap, &barrier);
+                    s.spawn(move || {
+                        let mut l = GcLoop::new(heap, usize::MAX);
+                        let slot = slot_size(size);
+                        let per_cycle = (GOAL / 2 / slot).max(1);
+                        let mut left = n;
+                        while left > 0 {
+                            let k = left.min(per_cycle);
+                            l.run(k, size, true, false);
+                            left -= k;
+                            // Stop the world: both threads flush; one
+                            // finishes sweeping, both mark, one starts the
+                            // sweep cycle.
+                            l.c.flush();
+                            if barrier.wait().is_leader() {
+                                heap.sweep_all();
+                            }
+                            barrier.wait();
+                            l.mark_roots();
+                            if barrier.wait().is_leader() {
+                                heap.begin_sweep_cycle();
+                            }
+                            barrier.wait();
+                            l.c.prepare_for_sweep();
+                        }
+                    });
+                }
+            });
+            let t2 = t.elapsed().as_secs_f64();
+            t1s.push(t1 * 1e9 / n as f64);
+            t2s.push(t2 * 1e9 / (2 * n) as f64);
+            ratios.push(2.0 * t1 / t2);
+        }
+        // Drop the warm-up repetition.
+        let (mut r, mut a, mut b) = (ratios.split_off(1), t1s.split_off(1), t2s.split_off(1));
+        println!(
+            "# gc2 size={size} n={n}/thread: 1-thread ns/alloc {a:.2?}, 2-thread ns/alloc (aggregate) {b:.2?}"
+        );
+        println!(
+            "RESULT gort.alloc_ns_1thread[size={size},gogc_equiv=3200] {:.3} ns",
+            median(&mut a)
+        );
+        println!(
+            "RESULT gort.alloc_ns_2threads_aggregate[size={size},gogc_equiv=3200] {:.3} ns",
+            median(&mut b)
+        );
+        println!(
+            "RESULT gort.alloc_2thread_scaling[size={size}] {:.3} ratio",
+            median(&mut r)
+        );
+    }
+}
+
+fn main() {
+    let n_max = arg("n", 10_000_000);
+    let budget = arg("bytes", 1 << 30);
+    let reps = arg("reps", 5) as usize;
+    let sizes = [16usize, 64, 256, 4096, 65536];
+    println!("# gort-alloc bench: n={n_max} bytes={budget} reps={reps}");
+    if only("gc") {
+        bench_gc(&sizes, n_max, budget, reps);
+    }
+    if only("free") {
+        bench_free(&sizes[..4], n_max, budget, reps);
+    }
+    if only("gc2") {
+        bench_gc2(&sizes, n_max, budget, reps);
+    }
+}
