@@ -41,13 +41,11 @@ unsafe impl Send for Obj {}
 
 fn stamp(o: &Obj) {
     let n = (o.size / 8).min(2);
-    // SAFETY: the object is ours and at least `size` bytes; we write its
-    // first and (if it has room) second word.
-    unsafe {
-        let w = o.p.as_ptr().cast::<u64>();
-        for i in 0..n {
-            w.add(i).write_unaligned(o.tag ^ i as u64);
-        }
+    let w = o.p.as_ptr().cast::<u64>();
+    for i in 0..n {
+        // SAFETY: the object is ours and at least `size` bytes; we write its
+        // first and (if it has room) second word.
+        unsafe { w.wrapping_add(i).write_unaligned(o.tag ^ i as u64) };
     }
 }
 
