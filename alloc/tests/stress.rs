@@ -51,16 +51,11 @@ fn stamp(o: &Obj) {
 
 fn verify(o: &Obj) {
     let n = (o.size / 8).min(2);
-    // SAFETY: as in `stamp`; the object is still allocated.
-    unsafe {
-        let w = o.p.as_ptr().cast::<u64>();
-        for i in 0..n {
-            assert_eq!(
-                w.add(i).read_unaligned(),
-                o.tag ^ i as u64,
-                "object overwritten"
-            );
-        }
+    let w = o.p.as_ptr().cast::<u64>();
+    for i in 0..n {
+        // SAFETY: as in `stamp`; the object is still allocated.
+        let v = unsafe { w.wrapping_add(i).read_unaligned() };
+        assert_eq!(v, o.tag ^ i as u64, "object overwritten");
     }
 }
 
