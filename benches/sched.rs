@@ -274,23 +274,24 @@ fn serial_task_ns(iters: u64, count: u64) -> f64 {
     t0.elapsed().as_nanos() as f64 / count as f64
 }
 
-fn steal_run(results: &Arc<Vec<AtomicU64>>, iters: u64) -> f64 {
+/// Go's tasks capture the results slice and `&wg` by reference (no
+/// reference counts); a leaked slice and a static wait group are the Rust
+/// equivalent, so no shared counter is bumped per task.
+static STEAL_WG: gort::sync::WaitGroup = gort::sync::WaitGroup::new();
+
+fn steal_run(results: &'static [AtomicU64], iters: u64) -> f64 {
     let n = results.len();
-    let wg = Arc::new(gort::sync::WaitGroup::new());
+    let wg = &STEAL_WG;
     wg.add(n as i64);
     let t0 = Instant::now();
-    {
-        let (results, wg) = (results.clone(), wg.clone());
-        drop(gort::go(move || {
-            for i in 0..n {
-                let (results, wg) = (results.clone(), wg.clone());
-                drop(gort::go(move || {
-                    results[i].store(work(i as u64 + 1, iters), Ordering::Relaxed);
-                    wg.done();
-                }));
-            }
-        }));
-    }
+    drop(gort::go(move || {
+        for (i, slot) in results.iter().enumerate() {
+            drop(gort::go(move || {
+                slot.store(work(i as u64 + 1, iters), Ordering::Relaxed);
+                wg.done();
+            }));
+        }
+    }));
     wg.wait();
     let el = t0.elapsed().as_secs_f64();
     let mut r = 0x2545_f491_4f6c_dd1du64;
@@ -333,13 +334,13 @@ fn case_steal(tasks: usize, task_ns: f64, iters_flag: u64, reps: usize) {
             iters as f64,
             "count",
         );
-        let results: Arc<Vec<AtomicU64>> =
-            Arc::new((0..tasks).map(|_| AtomicU64::new(0)).collect());
+        let results: &'static [AtomicU64] =
+            Box::leak((0..tasks).map(|_| AtomicU64::new(0)).collect());
         let mut times = [0.0f64; 3];
         for p in [1usize, 2] {
             gort::runtime::set_gomaxprocs(p);
-            steal_run(&results, iters);
-            let xs: Vec<f64> = (0..reps).map(|_| steal_run(&results, iters)).collect();
+            steal_run(results, iters);
+            let xs: Vec<f64> = (0..reps).map(|_| steal_run(results, iters)).collect();
             times[p] = median(&xs);
             println!("# procs={p} tasks={tasks} reps (s): {}", fmt_xs(&xs));
             result(

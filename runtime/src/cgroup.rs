@@ -459,6 +459,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn rule() {
         assert_eq!(gomaxprocs_rule(8, None), 8);
         assert_eq!(gomaxprocs_rule(8, Some(4.0)), 4);
@@ -596,6 +597,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn v1_limit() {
         let f = v1("50000\n", "100000\n");
         let mut cpu = f.discover().expect("v1 cgroup");
@@ -608,6 +610,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn v1_no_limit() {
         let f = v1("-1\n", "100000\n");
         assert_eq!(f.discover().unwrap().read_limit(), None);
@@ -615,6 +618,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn v1_fractional_rounds_up() {
         let f = v1("150000\n", "100000\n");
         assert_eq!(f.discover().unwrap().read_limit(), Some(1.5));
@@ -624,12 +628,14 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn v1_half_cpu_is_two() {
         assert_eq!(procs(&v1("50000\n", "100000\n"), 8), 2);
         assert_eq!(procs(&v1("1000\n", "100000\n"), 8), 2);
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn v1_combined_cpu_cpuacct() {
         let proc_cgroup = "5:cpuacct,cpu:/kubepods/pod1/ctr\n3:memory:/kubepods/pod1/ctr\n";
         let mountinfo = "\
@@ -647,6 +653,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn v2_limit() {
         let f = v2("250000 100000\n");
         let mut cpu = f.discover().expect("v2 cgroup");
@@ -658,6 +665,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn v2_max_is_no_limit() {
         let f = v2("max 100000\n");
         assert_eq!(f.discover().unwrap().read_limit(), None);
@@ -665,6 +673,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn v2_nested_leaf() {
         let f = Fixture::new("0::/a/b/c/leaf\n", V2_MOUNTINFO);
         f.write("sys/fs/cgroup/a/cpu.max", "100000 100000\n"); // parent: not read (caveat)
@@ -675,6 +684,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn container_mount_root() {
         // Docker without a cgroup namespace: /proc/self/cgroup shows the host path, and the
         // container sees that cgroup mounted at the usual place.
@@ -700,6 +710,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn escaped_mount_point() {
         let f = Fixture::new(
             "0::/job\n",
@@ -712,6 +723,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn hybrid_prefers_v1_cpu() {
         let proc_cgroup = "4:cpu,cpuacct:/user.slice\n1:name=systemd:/user.slice\n0::/user.slice\n";
         let mountinfo = "\
@@ -744,6 +756,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn missing_files() {
         // Limit files absent (e.g. the cpu controller is not enabled in this v2 subtree).
         assert!(Fixture::new(V2_PROC, V2_MOUNTINFO).discover().is_none());
@@ -761,6 +774,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn garbage_content_is_no_limit() {
         for (quota, period) in [
             ("abc\n", "100000\n"),
@@ -803,6 +817,7 @@ bad line
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn read_limit_rereads_open_files() {
         let f = v2("max 100000\n");
         let mut cpu = f.discover().unwrap();
@@ -828,6 +843,7 @@ bad line
 
     /// Discovery on the real machine agrees with an independent reading of `/proc/self/cgroup`.
     #[test]
+    #[cfg_attr(miri, ignore)] // touches the filesystem / sched_getaffinity
     fn real_machine() {
         let affinity = affinity_cpus();
         assert!(affinity >= 1);

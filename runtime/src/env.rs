@@ -331,6 +331,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // reads /proc and cgroup files
     fn gomaxprocs_real_environment() {
         // Whatever the test runner's environment says, the result is usable.
         let (procs, explicit) = gomaxprocs_from_env();

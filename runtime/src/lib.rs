@@ -29,6 +29,7 @@ pub mod runtime;
 pub(crate) mod sched;
 pub mod spawn;
 pub mod sync;
+mod task;
 
 pub use runtime::{BuildError, Builder, Runtime, run, yield_now};
 pub use spawn::{JoinHandle, Scope, ScopedJoinHandle, go, scope};

@@ -7,172 +7,39 @@
 //!
 //! # One allocation per goroutine
 //!
-//! A spawn allocates one [`Task`]: the closure, the result slot, the joiner
-//! and (for scoped goroutines) the scope membership. The runtime holds it as
-//! `Arc<dyn Runnable>` until the goroutine starts, then on the goroutine's
-//! own stack; the `JoinHandle` holds it as `Arc<dyn Join<T>>`. The G
-//! descriptor and the stack come from per-P free lists.
+//! A spawn allocates one task block (`task.rs`): the closure, the result
+//! slot, the joiner and (for scoped goroutines) the scope membership, from a
+//! per-thread free list. The runtime holds it as a `RunRef` until the
+//! goroutine starts, then on the goroutine's own stack; the `JoinHandle`
+//! holds a `JoinRef<T>`. The G descriptor and the stack come from per-P
+//! free lists.
 //!
 //! # Lifetimes
 //!
-//! The only `unsafe` here erases the lifetime of a scoped (or `run`'s main)
-//! task so it can be queued as a `'static` goroutine. Soundness rests on
-//! two rules kept by the runtime (`sched::m::execute`, `Sched::abandon_all`):
-//! the scope (or `run`) does not return before the task's `after` hook has
-//! fired, and the hook fires only after the runtime dropped every strong
+//! The task handles erase the closure's lifetime (`task::new_task` is
+//! `unsafe`). For scoped goroutines and `run`'s main goroutine soundness
+//! rests on two rules kept by the runtime (`sched::m::execute`,
+//! `Sched::abandon_all`): the scope (or `run`) does not return before the
+//! task's `after` hook has fired (or its result was taken and the runtime
+//! stopped), and the hook fires only after the runtime dropped every strong
 //! reference it had to the task, so the task's contents (closure, result)
 //! are dropped inside the scope, never after it.
 
-use crate::sched::g::{After, Runnable};
+use crate::sched::g::After;
 use crate::sched::park::{self, Waiter};
+use crate::task::{self, JoinRef, ProbeRef};
 use parking_lot::Mutex;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// The payload `join` returns for a goroutine the runtime abandoned (it had
-/// not finished when the main goroutine returned).
-pub const ABANDONED: &str = "gort: goroutine abandoned: the runtime stopped before it finished";
-
-/// A goroutine's closure, result and joiner (std's `Packet`, plus the closure).
-///
-/// # Fields
-/// - `f`: Protected by: its own mutex; taken once by `run` (or `abandon`).
-/// - `state`: Protected by: its own mutex.
-pub(crate) struct Task<F, T> {
-    f: Mutex<Option<F>>,
-    state: Mutex<TaskState<T>>,
-}
-
-struct TaskState<T> {
-    result: Option<std::thread::Result<T>>,
-    done: bool,
-    abandoned: bool,
-    waiter: Option<Waiter>,
-    after: Option<Arc<dyn After>>,
-}
-
-impl<F, T> Task<F, T>
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    pub(crate) fn new(f: F, after: Option<Arc<dyn After>>) -> Arc<Task<F, T>> {
-        Arc::new(Task {
-            f: Mutex::new(Some(f)),
-            state: Mutex::new(TaskState {
-                result: None,
-                done: false,
-                abandoned: false,
-                waiter: None,
-                after,
-            }),
-        })
-    }
-}
-
-impl<F, T> Runnable for Task<F, T>
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    fn run(&self) {
-        let f = self
-            .f
-            .lock()
-            .take()
-            .expect("gort: goroutine body run twice");
-        let r = catch_unwind(AssertUnwindSafe(f));
-        let w = {
-            let mut s = self.state.lock();
-            s.result = Some(r);
-            s.done = true;
-            s.waiter.take()
-        };
-        if let Some(w) = w {
-            w.wake();
-        }
-    }
-
-    fn abandon(&self) {
-        drop(self.f.lock().take());
-        let w = {
-            let mut s = self.state.lock();
-            if s.done {
-                return;
-            }
-            s.abandoned = true;
-            s.waiter.take()
-        };
-        if let Some(w) = w {
-            w.wake();
-        }
-    }
-
-    fn take_after(&self) -> Option<Arc<dyn After>> {
-        self.state.lock().after.take()
-    }
-}
-
-/// The joiner's view of a task.
-pub(crate) trait Join<T>: Send + Sync {
-    /// Waits for the result (parking a goroutine, blocking a thread).
-    fn wait(&self) -> std::thread::Result<T>;
-    fn is_finished(&self) -> bool;
-    /// Did the goroutine panic with nobody taking the result?
-    fn unjoined_panic(&self) -> bool;
-}
-
-impl<F, T> Join<T> for Task<F, T>
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    fn wait(&self) -> std::thread::Result<T> {
-        loop {
-            {
-                let mut s = self.state.lock();
-                if s.done {
-                    return s.result.take().expect("gort: goroutine result taken twice");
-                }
-                if s.abandoned {
-                    return Err(Box::new(ABANDONED));
-                }
-                s.waiter = Some(Waiter::current());
-            }
-            park::park_current();
-        }
-    }
-
-    fn is_finished(&self) -> bool {
-        let s = self.state.lock();
-        s.done || s.abandoned
-    }
-
-    fn unjoined_panic(&self) -> bool {
-        matches!(self.state.lock().result, Some(Err(_)))
-    }
-}
-
-/// Erases the lifetime of a task so it can be queued as a goroutine.
-///
-/// # Safety
-///
-/// The caller must not let anything the task borrows go away before the
-/// task's `after` hook has fired (or, for a task without a hook, before its
-/// `wait` returned and the runtime has stopped). The runtime fires the hook
-/// only after it dropped all its strong references (see the module docs).
-pub(crate) unsafe fn erase<'a>(t: Arc<dyn Runnable + 'a>) -> Arc<dyn Runnable> {
-    // SAFETY: only the trait object's lifetime bound changes (same layout);
-    // the borrows' validity is the caller's obligation above.
-    unsafe { std::mem::transmute::<Arc<dyn Runnable + 'a>, Arc<dyn Runnable>>(t) }
-}
+pub use crate::task::ABANDONED;
 
 /// An owned permission to join a goroutine (like `std::thread::JoinHandle`).
 /// Dropping it detaches the goroutine.
 pub struct JoinHandle<T> {
-    task: Arc<dyn Join<T>>,
+    task: JoinRef<T>,
     goid: u64,
 }
 
@@ -234,8 +101,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let task = Task::new(f, None);
-    let goid = park::spawn_task(task.clone(), None);
+    let (run, task) = task::new_task_static(f);
+    let goid = park::spawn_task(run, None);
     JoinHandle { task, goid }
 }
 
@@ -243,22 +110,18 @@ where
 ///
 /// # Safety
 ///
-/// The caller must wait for the result (`Join::wait`) and stop the runtime
-/// (which drops the runtime's references) before anything `f` borrows goes
-/// away.
-pub(crate) unsafe fn spawn_main<'a, F, T>(
-    f: F,
-    sched: &Arc<crate::sched::Sched>,
-) -> Arc<dyn Join<T> + 'a>
+/// The caller must wait for the result (`JoinRef::wait`) and stop the
+/// runtime (which drops the runtime's references) before anything `f`
+/// borrows goes away.
+pub(crate) unsafe fn spawn_main<F, T>(f: F, sched: &Arc<crate::sched::Sched>) -> JoinRef<T>
 where
-    F: FnOnce() -> T + Send + 'a,
-    T: Send + 'a,
+    F: FnOnce() -> T + Send,
+    T: Send,
 {
-    let task = Task::new(f, None);
-    let r: Arc<dyn Runnable + 'a> = task.clone();
     // SAFETY: forwarded to our caller (see `# Safety`).
-    park::spawn_task(unsafe { erase(r) }, Some(sched));
-    task
+    let (run, join) = unsafe { task::new_task(f, None) };
+    park::spawn_task(run, Some(sched));
+    join
 }
 
 /// State shared by a scope and its goroutines.
@@ -311,7 +174,7 @@ pub struct Scope<'scope, 'env: 'scope> {
     data: Arc<ScopeData>,
     /// The scope's tasks, to find panics nobody joined. Lifetime-erased;
     /// emptied by `scope` before it returns.
-    tasks: Mutex<Vec<Arc<dyn Join<()>>>>,
+    tasks: Mutex<Vec<ProbeRef>>,
     scope: PhantomData<&'scope mut &'scope ()>,
     env: PhantomData<&'env mut &'env ()>,
 }
@@ -326,8 +189,9 @@ impl std::fmt::Debug for Scope<'_, '_> {
 
 /// A handle to join a scoped goroutine.
 pub struct ScopedJoinHandle<'scope, T> {
-    task: Arc<dyn Join<T> + 'scope>,
+    task: JoinRef<T>,
     goid: u64,
+    _scope: PhantomData<&'scope ()>,
 }
 
 impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
@@ -367,41 +231,20 @@ impl<'scope, 'env> Scope<'scope, 'env> {
             data: self.data.clone(),
             left: AtomicBool::new(false),
         });
-        let task = Task::new(f, Some(member as Arc<dyn After>));
-        let r: Arc<dyn Runnable + 'scope> = task.clone();
         // SAFETY: `scope` does not return before `running` is zero, and the
         // member leaves (decrements it) only through the task's `after`
         // hook, which the runtime fires after dropping its strong
-        // references to the task. Everything borrowed for 'scope therefore
-        // outlives the runtime's use of the task.
-        let goid = park::spawn_task(unsafe { erase(r) }, None);
-        let probe: Arc<dyn Join<()> + 'scope> = Arc::new(ScopedProbe(task.clone()));
-        // SAFETY: only the lifetime bound changes. `scope` drops every probe
-        // before it returns (also when its closure panics), so no probe, and
-        // no task it keeps alive, outlives 'scope.
-        let probe =
-            unsafe { std::mem::transmute::<Arc<dyn Join<()> + 'scope>, Arc<dyn Join<()>>>(probe) };
-        self.tasks.lock().push(probe);
-        ScopedJoinHandle { task, goid }
-    }
-}
-
-/// Lets `scope` ask a `Task<F, T>` about unjoined panics through `Join<()>`.
-struct ScopedProbe<F, T>(Arc<Task<F, T>>);
-
-impl<F, T> Join<()> for ScopedProbe<F, T>
-where
-    F: FnOnce() -> T + Send,
-    T: Send,
-{
-    fn wait(&self) -> std::thread::Result<()> {
-        self.0.wait().map(drop)
-    }
-    fn is_finished(&self) -> bool {
-        Join::is_finished(&*self.0)
-    }
-    fn unjoined_panic(&self) -> bool {
-        Join::unjoined_panic(&*self.0)
+        // references to the task; the scope's probes are dropped before it
+        // returns, and the `ScopedJoinHandle` cannot outlive 'scope. So
+        // everything borrowed for 'scope outlives every use of the task.
+        let (run, task) = unsafe { task::new_task(f, Some(member as Arc<dyn After>)) };
+        self.tasks.lock().push(task.probe());
+        let goid = park::spawn_task(run, None);
+        ScopedJoinHandle {
+            task,
+            goid,
+            _scope: PhantomData,
+        }
     }
 }
 

@@ -254,6 +254,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap and madvise
     fn slab_layout_and_guard_lookup() {
         let cfg = StackConfig::new(64 * 1024).unwrap();
         let (stacks, kind) = cfg.new_slab().unwrap();
@@ -277,6 +278,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap and madvise
     fn sizes_are_validated() {
         assert!(StackConfig::new(1024).is_err());
         assert!(StackConfig::new(2 << 30).is_err());
@@ -284,6 +286,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap and madvise
     fn foreign_addresses_are_not_guards() {
         let x = 5u64;
         assert_eq!(guard_hit(&x as *const u64 as usize), None);

@@ -189,6 +189,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore)] // mmap and madvise
     fn cache_round_trip_reuses_stacks() {
         let cfg = StackConfig::new(32 * 1024).unwrap();
         let mut c = StackCache::new(cfg);

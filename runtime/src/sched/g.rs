@@ -34,29 +34,15 @@
 //! possible (as with `std::thread::park`): callers loop on their condition.
 
 use crate::coro::Goroutine;
+use crate::task::{RunRef, WeakRun};
 use std::cell::{Cell, UnsafeCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::parkword::{ParkWord, Unpark, generation, state};
 
-/// A goroutine's body, as the runtime sees it (implemented by
-/// `spawn::Task`: the closure, its result slot and the joiner, in one
-/// allocation).
-pub(crate) trait Runnable: Send + Sync {
-    /// Runs the body on the goroutine and publishes its result. Called at
-    /// most once.
-    fn run(&self);
-    /// The runtime gave up on the goroutine (shutdown): drop the closure if
-    /// it never ran, and wake the joiner with an error. No effect once the
-    /// goroutine completed.
-    fn abandon(&self);
-    /// A hook to fire once the runtime holds no strong reference to the
-    /// task any more (scoped goroutines leave their scope through it).
-    fn take_after(&self) -> Option<Arc<dyn After>>;
-}
-
-/// See [`Runnable::take_after`].
+/// A hook a task fires once the runtime dropped its strong references to
+/// it (scoped goroutines leave their scope through it).
 pub(crate) trait After: Send + Sync {
     fn fire(&self);
 }
@@ -65,10 +51,10 @@ pub(crate) trait After: Send + Sync {
 #[derive(Default)]
 pub(crate) struct Exec {
     /// The body of a goroutine that has not started yet.
-    pub(crate) entry: Option<Arc<dyn Runnable>>,
+    pub(crate) entry: Option<RunRef>,
     /// The body, weakly, for abandonment at shutdown (a weak reference never
     /// drops the task's contents, which may borrow from a scope).
-    pub(crate) watch: Option<std::sync::Weak<dyn Runnable>>,
+    pub(crate) watch: Option<WeakRun>,
     /// The coroutine, once started.
     pub(crate) coro: Option<Goroutine>,
 }
@@ -151,11 +137,11 @@ impl GRef {
     }
 
     /// Prepares a free G for a new goroutine: new generation, RUNNABLE.
-    pub(crate) fn reset(&mut self, goid: u64, entry: Arc<dyn Runnable>) {
+    pub(crate) fn reset(&mut self, goid: u64, entry: RunRef) {
         self.0.goid.store(goid, Ordering::Relaxed);
         self.0.park.reset();
         let e = self.exec();
-        e.watch = Some(Arc::downgrade(&entry));
+        e.watch = Some(entry.downgrade());
         e.entry = Some(entry);
         e.coro = None;
     }

@@ -87,7 +87,7 @@ fn execute(sched: &Arc<Sched>, mut g: GRef, inherit: bool) {
         let stack = with_m(|m| {
             let p = m.p.as_mut().expect("P");
             if !inherit {
-                p.schedtick = p.schedtick.wrapping_add(1);
+                p.new_slice();
             }
             p.stacks.get()
         });
@@ -103,10 +103,7 @@ fn execute(sched: &Arc<Sched>, mut g: GRef, inherit: bool) {
             }
         }));
     } else if !inherit {
-        with_m(|m| {
-            let p = m.p.as_mut().expect("P");
-            p.schedtick = p.schedtick.wrapping_add(1);
-        });
+        with_m(|m| m.p.as_mut().expect("P").new_slice());
     }
     g::set_current(Some(&g));
     let r = g.exec().coro.as_mut().expect("coroutine").resume();

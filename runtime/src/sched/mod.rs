@@ -60,6 +60,8 @@
 //! See docs/design/scheduler.md.
 
 pub(crate) mod g;
+#[cfg(all(test, loom))]
+mod loom_wakeup;
 pub(crate) mod m;
 pub(crate) mod park;
 pub(crate) mod parkword;
@@ -76,6 +78,19 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize,
 use std::sync::{Arc, OnceLock};
 
 pub(crate) use crate::env::MAX_GOMAXPROCS;
+
+/// A goroutine that has held its P this long yields at its next safe point
+/// (Go: `forcePreemptNS`).
+pub(crate) const FORCE_PREEMPT_NS: u64 = 10_000_000;
+
+/// `CLOCK_MONOTONIC_COARSE` in ns: a few ns to read, one kernel tick
+/// (1–4 ms) of resolution — plenty for 10 ms time slices.
+pub(crate) fn coarse_nanos() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE) {
+        Ok(t) => t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64,
+        Err(_) => 0,
+    }
+}
 
 /// Free Gs a P keeps before spilling half to the global list.
 const GFREE_MAX: usize = 64;
@@ -112,6 +127,9 @@ pub(crate) struct P {
     pub(crate) runq: LocalQueue,
     /// Owner: this P only. Incremented per schedule, not per `runnext` hand-off.
     pub(crate) schedtick: u32,
+    /// Owner: this P only. Coarse monotonic time (ns) at which the current
+    /// time slice began (set with `schedtick`); see `slice_expired`.
+    pub(crate) slice_start: u64,
     pub(crate) stacks: StackCache,
     pub(crate) gfree: Vec<GRef>,
     pub(crate) rng: FastRand,
@@ -132,6 +150,7 @@ impl P {
             shared: shared.clone(),
             runq: local,
             schedtick: 0,
+            slice_start: 0,
             stacks: StackCache::new(stacks),
             gfree: Vec::new(),
             rng: FastRand::new(
@@ -142,9 +161,22 @@ impl P {
         (p, shared)
     }
 
-    /// `runqput` with this P's shared half.
-    pub(crate) fn runqput(&self, g: GRef, next: bool, global: &Injector<GRef>) {
-        self.runq.put(&self.shared.q, g, next, global);
+    /// `runqput` with this P's shared half. Returns `true` if the local
+    /// queue overflowed into the global one.
+    pub(crate) fn runqput(&self, g: GRef, next: bool, global: &Injector<GRef>) -> bool {
+        self.runq.put(&self.shared.q, g, next, global)
+    }
+
+    /// A new time slice starts (Go: `schedtick++` in `execute`).
+    pub(crate) fn new_slice(&mut self) {
+        self.schedtick = self.schedtick.wrapping_add(1);
+        self.slice_start = coarse_nanos();
+    }
+
+    /// Has the running goroutine held this P for longer than Go's
+    /// `forcePreemptNS` (10 ms)?
+    pub(crate) fn slice_expired(&self) -> bool {
+        coarse_nanos().saturating_sub(self.slice_start) >= FORCE_PREEMPT_NS
     }
 }
 

@@ -59,7 +59,9 @@ pub(crate) fn ready(g: GRef) {
     let on_m = m::try_with_m(|m| {
         let g = g.take().expect("g");
         match m.p.as_ref() {
-            Some(p) => p.runqput(g, true, &m.sched.injector),
+            Some(p) => {
+                p.runqput(g, true, &m.sched.injector);
+            }
             None => m.sched.injector.push(g),
         }
         // `wakep` never re-enters `with_m`, so it may run inside it (and
@@ -83,7 +85,7 @@ pub(crate) fn ready(g: GRef) {
 
 /// Queues a new goroutine (Go: `newproc`): on an M with a P into `runnext`,
 /// else into the global queue. Returns its goid.
-pub(crate) fn spawn_task(task: Arc<dyn g::Runnable>, sched_hint: Option<&Arc<Sched>>) -> u64 {
+pub(crate) fn spawn_task(task: crate::task::RunRef, sched_hint: Option<&Arc<Sched>>) -> u64 {
     let mut entry = Some(task);
     let on_m = m::try_with_m(|m| {
         let sched = &m.sched;
@@ -94,12 +96,19 @@ pub(crate) fn spawn_task(task: Arc<dyn g::Runnable>, sched_hint: Option<&Arc<Sch
         p.shared
             .ngoroutine
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        p.runqput(g, true, &sched.injector);
+        let spilled = p.runqput(g, true, &sched.injector);
         sched.wakep();
-        Some(goid)
+        // A safe point: a goroutine that fills its run queue after holding
+        // the P for a whole time slice (10 ms) yields here, so the queued
+        // goroutines run on this P too (Go gets the same from sysmon's
+        // preemption of the spawner).
+        Some((goid, spilled && p.slice_expired()))
     })
     .flatten();
-    if let Some(goid) = on_m {
+    if let Some((goid, yield_now)) = on_m {
+        if yield_now && coro::on_goroutine() {
+            coro::suspend(Reason::Yield);
+        }
         return goid;
     }
     let sched = match sched_hint.cloned().or_else(crate::runtime::current_sched) {
