@@ -206,6 +206,17 @@ fn bench_free(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
     }
 }
 
+/// CPU time of the calling thread.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-pointer; the clock id is a constant.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
 fn bench_gc2(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
     // Per thread, 8 MiB of allocation between stop-the-world cycles, on a
     // warm heap (memory already faulted in), so the figure is the
@@ -218,52 +229,77 @@ fn bench_gc2(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
         let one = |n: usize| {
             let mut l = GcLoop::new(&heap, PER_THREAD);
             let t = Instant::now();
+            let c = thread_cpu();
             l.run(n, size, true, false);
-            t.elapsed().as_secs_f64()
+            (t.elapsed().as_secs_f64(), thread_cpu() - c)
         };
         let two = |n: usize| {
             let t = Instant::now();
-            std::thread::scope(|s| {
-                for _ in 0..2 {
-                    let (heap, barrier) = (&heap, &barrier);
-                    s.spawn(move || {
-                        let mut l = GcLoop::new(heap, usize::MAX);
-                        let per_cycle = (PER_THREAD / slot_size(size)).max(1);
-                        let mut left = n;
-                        while left > 0 {
-                            let k = left.min(per_cycle);
-                            l.run(k, size, true, false);
-                            left -= k;
-                            // Stop the world: one thread finishes sweeping,
-                            // both mark their roots and flush, one starts
-                            // the sweep cycle.
-                            if barrier.wait().is_leader() {
-                                heap.sweep_all();
+            let cpu: f64 = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (heap, barrier) = (&heap, &barrier);
+                        s.spawn(move || {
+                            let c = thread_cpu();
+                            let mut l = GcLoop::new(heap, usize::MAX);
+                            let per_cycle = (PER_THREAD / slot_size(size)).max(1);
+                            let mut left = n;
+                            while left > 0 {
+                                let k = left.min(per_cycle);
+                                l.run(k, size, true, false);
+                                left -= k;
+                                // Stop the world: one thread finishes sweeping,
+                                // both mark their roots and flush, one starts
+                                // the sweep cycle.
+                                if barrier.wait().is_leader() {
+                                    heap.sweep_all();
+                                }
+                                barrier.wait();
+                                l.mark_roots();
+                                l.c.flush();
+                                if barrier.wait().is_leader() {
+                                    heap.begin_sweep_cycle();
+                                }
+                                barrier.wait();
+                                l.c.prepare_for_sweep();
                             }
-                            barrier.wait();
-                            l.mark_roots();
-                            l.c.flush();
-                            if barrier.wait().is_leader() {
-                                heap.begin_sweep_cycle();
-                            }
-                            barrier.wait();
-                            l.c.prepare_for_sweep();
-                        }
-                    });
-                }
+                            thread_cpu() - c
+                        })
+                    })
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).sum()
             });
-            t.elapsed().as_secs_f64()
+            (t.elapsed().as_secs_f64(), cpu)
         };
         one(n / 4);
         two(n / 4);
+        // Wall-clock scaling needs both cores free; the CPU-time figures
+        // (per-allocation CPU cost, 1 vs 2 threads) do not.
         let (mut r, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ca, mut cb, mut cr) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
-            let t1 = one(n);
-            let t2 = two(n);
+            let (t1, c1) = one(n);
+            let (t2, c2) = two(n);
             a.push(t1 * 1e9 / n as f64);
             b.push(t2 * 1e9 / (2 * n) as f64);
             r.push(2.0 * t1 / t2);
+            ca.push(c1 * 1e9 / n as f64);
+            cb.push(c2 * 1e9 / (2 * n) as f64);
+            cr.push(2.0 * c1 / c2);
         }
+        println!("# gc2 size={size}: CPU ns/alloc 1 thread {ca:.2?}, 2 threads {cb:.2?}");
+        println!(
+            "RESULT gort.alloc_cpu_ns_1thread[size={size}] {:.3} ns",
+            median(&mut ca)
+        );
+        println!(
+            "RESULT gort.alloc_cpu_ns_2threads[size={size}] {:.3} ns",
+            median(&mut cb)
+        );
+        println!(
+            "RESULT gort.alloc_2thread_cpu_scaling[size={size}] {:.3} ratio",
+            median(&mut cr)
+        );
         println!(
             "# gc2 size={size} n={n}/thread: 1-thread ns/alloc {a:.2?}, 2-thread ns/alloc (aggregate) {b:.2?}"
         );

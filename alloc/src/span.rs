@@ -61,7 +61,13 @@ const IN_USE: u8 = 1;
 pub(crate) const NO_LIST: u8 = u8::MAX;
 
 /// A span record (Go's `mspan`). Reached through [`SpanRef`].
+///
+/// Aligned to 128 bytes (two cache lines, the adjacent-line prefetch unit):
+/// the MCache cursor stores into its span's `free_index_for_scan` on every
+/// allocation, and records of spans cached by different Ps must not share
+/// a line.
 #[derive(Debug)]
+#[repr(align(128))]
 pub struct Span {
     /// Start of the span, carrying the arena reservation's provenance.
     /// Written under the heap lock before publication; read lock-free.
