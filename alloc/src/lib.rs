@@ -42,7 +42,7 @@
 //!
 //! # Cargo features
 //!
-//! - `verify`: [`Heap::check`], which checks every heap invariant.
+//! - `verify`: `Heap::check()`, which checks every heap invariant.
 //!
 //! Design: `docs/design/alloc.md`.
 

@@ -1,7 +1,7 @@
 //! MCache: a P's private allocation cache (Go's `mcache.go` and the small
 //! paths of `mallocgc`).
 //!
-//! One [`SpanCursor`] per span class (136). Allocation:
+//! One `SpanCursor` per span class (136). Allocation:
 //!
 //! 1. **Fast path** (no lock, no atomic RMW): size → class by one table load,
 //!    then the cursor takes the lowest free slot of its current 64-slot word

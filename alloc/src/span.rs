@@ -7,7 +7,7 @@
 //! - A **span** is `npages` 8 KiB pages starting at `base`. A small span
 //!   (size class 1..=67) is cut into `nelems` slots of `elemsize` bytes; a
 //!   large span (class 0) holds one object.
-//! - Span records live in a [`SpanPool`] owned by the heap and are never
+//! - Span records live in a `SpanPool` owned by the heap and are never
 //!   freed before the heap: a dead record is recycled for the next span. So a
 //!   [`SpanRef`] read from the page map is always a valid reference, even if
 //!   the span it described has gone (lookups then check `state` and bounds,
@@ -15,7 +15,7 @@
 //! - **Alloc state.** A slot `i` of a span is allocated iff
 //!   `alloc_bits[i] == 1 || i < free_index_for_scan`, minus the slots in
 //!   `freed_bits`. `free_index_for_scan` is 0 unless an MCache holds the span:
-//!   the MCache's [`SpanCursor`] hands out free slots in increasing index
+//!   the MCache's `SpanCursor` hands out free slots in increasing index
 //!   order and publishes `last + 1` after each one (Go's `freeIndexForScan`),
 //!   so a conservative scan or a lookup from another thread sees exactly the
 //!   objects handed out. When the MCache lets go of the span, the cursor
@@ -179,7 +179,7 @@ unsafe impl Sync for SpanPtr {}
 impl<'h> SpanRef<'h> {
     /// # Safety
     ///
-    /// `p` must point to a record of a [`SpanPool`] that outlives `'h`.
+    /// `p` must point to a record of a `SpanPool` that outlives `'h`.
     pub(crate) unsafe fn from_raw(p: NonNull<Span>) -> SpanRef<'h> {
         // SAFETY: the caller guarantees the record lives for 'h; records
         // are only mutated through atomics, so a shared reference is sound.

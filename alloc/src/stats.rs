@@ -10,7 +10,7 @@
 //! Large objects count one malloc/free each and `npages * 8 KiB` bytes.
 //! Page counters change under the heap lock.
 //!
-//! # Equations (checked by [`Heap::check`](crate::Heap::check) under `verify`)
+//! # Equations (checked by `Heap::check` under the `verify` feature)
 //!
 //! ```text
 //! HeapObjects  = Mallocs − Frees                                        (E1)
