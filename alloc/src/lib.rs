@@ -37,8 +37,9 @@
 //! - [`scavenger`]: the background scavenging policy.
 //! - [`error`]: [`AllocError`], [`FreeError`], [`fatal_oom`].
 //!
-//! `unsafe` is confined to `sys`, `arena` and `span`; every other module
-//! is `#![forbid(unsafe_code)]`.
+//! `unsafe` is confined to `sys`, `arena` and `span` (the crate is
+//! `#![deny(unsafe_code)]` with an `allow` on those three and on the unit
+//! tests); every other module is `#![forbid(unsafe_code)]`.
 //!
 //! # Cargo features
 //!
@@ -46,6 +47,9 @@
 //!
 //! Design: `docs/design/alloc.md`.
 
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
 mod arena;
 pub mod bitmap;
 pub mod class;
@@ -57,8 +61,10 @@ mod pagealloc;
 pub mod scavenger;
 #[rustfmt::skip] // generated: keep the generator's layout
 pub mod sizeclass;
+#[allow(unsafe_code)]
 pub mod span;
 pub mod stats;
+#[allow(unsafe_code)]
 pub mod sys;
 
 pub use class::{PAGE_SIZE, SizeClass, SpanClass};
@@ -87,4 +93,5 @@ pub(crate) mod testutil {
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)] // tests read and write the objects they allocate
 mod tests;
