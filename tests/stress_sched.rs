@@ -218,3 +218,49 @@ fn gomaxprocs_changes_under_load() {
         });
     });
 }
+
+/// Regression (issue 2): shrinking GOMAXPROCS while an M was about to retire
+/// its P, then growing it again, could lose the P in the retired list and
+/// leave the runtime on one P (found by the steal benchmark: 2 Ps used one
+/// CPU). The race window is narrow, so this test does not reliably hit it;
+/// it checks the invariant that matters: after any toggling, `gomaxprocs`
+/// goroutines again run at the same time (the spin hand-off below hangs —
+/// and the watchdog fails the test — if they cannot).
+#[test]
+fn issue2_gomaxprocs_regrow_keeps_parallelism() {
+    watchdog("issue2_gomaxprocs_regrow_keeps_parallelism", 120, || {
+        rt(2).run(|| {
+            let mut r = Rng(7);
+            for _ in 0..2_000 {
+                // Keep the second M busy spinning/retiring while we toggle.
+                let hs: Vec<_> = (0..4).map(|_| gort::go(|| gort::yield_now())).collect();
+                gort::runtime::set_gomaxprocs(1);
+                if r.below(2) == 0 {
+                    gort::yield_now();
+                }
+                gort::runtime::set_gomaxprocs(2);
+                for h in hs {
+                    h.join().unwrap();
+                }
+            }
+            let x = Arc::new(AtomicU64::new(0));
+            let hs: Vec<_> = (0..2u64)
+                .map(|p| {
+                    let x = x.clone();
+                    gort::go(move || {
+                        for i in 0..100u64 {
+                            let want = 2 * i + p;
+                            while x.load(Ordering::SeqCst) != want {
+                                std::hint::spin_loop();
+                            }
+                            x.store(want + 1, Ordering::SeqCst);
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+        });
+    });
+}

@@ -289,7 +289,6 @@ where
         // SAFETY: as above, for the closure slot.
         unsafe { std::ptr::drop_in_place(f) };
     }
-
 }
 
 /// Allocates a task for `f`; returns the first strong reference.

@@ -710,9 +710,12 @@ impl Sched {
                         self.injector.push(g);
                     }
                     {
+                        // Re-check under the lock: GOMAXPROCS may have grown
+                        // back since we looked, and `set_gomaxprocs` only
+                        // revives Ps it finds idle or retired (issue2: a P
+                        // lost here left the runtime on one P).
                         let mut l = self.lock.lock();
-                        p.shared.status.store(P_RETIRED, Ordering::Relaxed);
-                        l.retired.push(p);
+                        self.pidleput(&mut l, p);
                     }
                     self.drop_spinning();
                     self.wakep();
