@@ -233,7 +233,7 @@ fn issue2_gomaxprocs_regrow_keeps_parallelism() {
             let mut r = Rng(7);
             for _ in 0..2_000 {
                 // Keep the second M busy spinning/retiring while we toggle.
-                let hs: Vec<_> = (0..4).map(|_| gort::go(|| gort::yield_now())).collect();
+                let hs: Vec<_> = (0..4).map(|_| gort::go(gort::yield_now)).collect();
                 gort::runtime::set_gomaxprocs(1);
                 if r.below(2) == 0 {
                     gort::yield_now();
