@@ -27,7 +27,7 @@ use crate::class::{ARENA_BYTES, NUM_SPAN_CLASSES, PAGE_SIZE, SizeClass, SpanClas
 use crate::error::{AllocError, AllocErrorKind, fatal_oom};
 use crate::mheap::Heap;
 use crate::sizeclass::{MAX_SMALL_SIZE, MIN_HEAP_ALIGN, NUM_SIZE_CLASSES};
-use crate::span::SpanCursor;
+use crate::span::{SpanCursor, SpanRef};
 use std::ptr::NonNull;
 
 /// Go's `zerobase`: what every zero-size allocation returns.
@@ -49,7 +49,25 @@ pub struct MCache<'h> {
     alloc: [SpanCursor<'h>; NUM_SPAN_CLASSES],
     /// Heap sweepgen when the cache was last flushed. Owner: this MCache.
     flush_gen: u32,
+    /// Spans detached at refill and not yet returned to their MCentral
+    /// (span class index, span, alloc count). They stay "cached" (the
+    /// sweeper skips them) until returned, in batches of [`PENDING_MAX`]
+    /// per lock acquisition, or at `flush`. Owner: this MCache.
+    pending: Vec<(usize, SpanRef<'h>, usize)>,
+    /// Spans taken from an MCentral in the same batch as the one being
+    /// used, not yet attached (span class index, span). Cached, untouched;
+    /// returned at `flush`. Owner: this MCache.
+    spare: Vec<(usize, SpanRef<'h>)>,
 }
+
+/// Spans an MCache takes from an MCentral per refill of a small size
+/// class (one lock acquisition for several spans; Go amortises the same
+/// cost with lock-free span sets).
+const REFILL_BATCH: usize = 4;
+
+/// Detached spans an MCache returns to the MCentrals at a time: batching
+/// cuts the MCentral lock traffic when several Ps allocate from one class.
+const PENDING_MAX: usize = 8;
 
 impl<'h> MCache<'h> {
     pub(crate) fn new(heap: &'h Heap) -> MCache<'h> {
@@ -57,6 +75,8 @@ impl<'h> MCache<'h> {
             heap,
             alloc: std::array::from_fn(|_| SpanCursor::empty()),
             flush_gen: heap.sweepgen(),
+            pending: Vec::with_capacity(PENDING_MAX),
+            spare: Vec::new(),
         }
     }
 
@@ -205,16 +225,39 @@ impl<'h> MCache<'h> {
         );
         let central = &heap.central[spc.index()];
         if let Some((s, ac)) = self.alloc[spc.index()].detach() {
-            central.uncache_span(heap, s, ac);
+            self.pending.push((spc.index(), s, ac));
+            if self.pending.len() >= PENDING_MAX {
+                self.return_pending();
+            }
         }
-        let s = central.cache_span(heap)?;
-        self.alloc[spc.index()] = SpanCursor::attach(s);
+        let i = spc.index();
+        let s = match self.spare.iter().rposition(|x| x.0 == i) {
+            Some(k) => self.spare.swap_remove(k).1,
+            None => {
+                let want = if spc.size_class().is_large() {
+                    1
+                } else {
+                    REFILL_BATCH
+                };
+                let mut got = Vec::with_capacity(want);
+                central.cache_spans(heap, want, &mut got)?;
+                let s = got.pop().expect("cache_spans yields at least one span");
+                self.spare.extend(got.into_iter().map(|x| (i, x)));
+                s
+            }
+        };
+        self.alloc[i] = SpanCursor::attach(s);
         Ok(())
     }
 
     /// Returns every cached span to its MCentral (Go's `releaseAll`). Their
     /// unused slots stop counting as allocated.
     pub fn flush(&mut self) {
+        for (i, s) in std::mem::take(&mut self.spare) {
+            // Never attached: its alloc count is what `cache_spans` counted.
+            self.pending.push((i, s, s.alloc_count()));
+        }
+        self.return_pending();
         let heap = self.heap;
         for (i, c) in self.alloc.iter_mut().enumerate() {
             if let Some((s, ac)) = c.detach() {
@@ -222,6 +265,23 @@ impl<'h> MCache<'h> {
             }
         }
         self.flush_gen = heap.sweepgen();
+    }
+
+    /// Returns the detached spans to their MCentrals, one lock acquisition
+    /// per class.
+    fn return_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let heap = self.heap;
+        self.pending.sort_unstable_by_key(|p| p.0);
+        let mut rest = &self.pending[..];
+        while let Some(&(class, _, _)) = rest.first() {
+            let n = rest.iter().take_while(|p| p.0 == class).count();
+            heap.central[class].uncache_spans(heap, rest[..n].iter().map(|&(_, s, ac)| (s, ac)));
+            rest = &rest[n..];
+        }
+        self.pending.clear();
     }
 
     /// Flushes the cache if a sweep cycle began since the last flush (Go's

@@ -16,12 +16,15 @@
 //!
 //! # Algorithms
 //!
-//! `cache_span` (an MCache needs a span with a free slot):
-//! 1. pop `partial[swept]`;
+//! `cache_spans` (an MCache needs a span with a free slot; it asks for up
+//! to 4 at once so one lock acquisition serves several refills, and gives
+//! full spans back in batches through `uncache_spans`). Per span:
+//! 1. pop `partial[swept]` (or take the class's empty reserve span);
 //! 2. else pop `partial[unswept]`, sweep it, use it if it kept a free slot;
 //! 3. else sweep up to 100 spans of `full[unswept]` (Go's budget), using
 //!    the first that gained a free slot and filing the rest as `full[swept]`;
-//! 4. else allocate a fresh span from the page heap (lock released).
+//! 4. else, if no span was found at all, allocate a fresh span from the
+//!    page heap (lock released).
 //!
 //! The span gets `sweepgen = sg + 3` ("swept, cached") and all its free slots
 //! count as allocated (stats module).
@@ -175,45 +178,29 @@ impl MCentral {
         s
     }
 
-    /// A swept span with at least one free slot, now cached by the caller.
-    pub(crate) fn cache_span<'h>(&self, heap: &'h Heap) -> Result<SpanRef<'h>, AllocError> {
+    /// Swept spans with free slots, now cached by the caller (Go's
+    /// `cacheSpan`): up to `want` of them under one lock acquisition (at least one: a new span from the heap if the lists
+    /// have none). Every span returned is cached by the caller, which must
+    /// give back the ones it does not use with `uncache_span(s, s.alloc_count())`.
+    pub(crate) fn cache_spans<'h>(
+        &self,
+        heap: &'h Heap,
+        want: usize,
+        out: &mut Vec<SpanRef<'h>>,
+    ) -> Result<(), AllocError> {
+        let start = out.len();
         {
             let mut l = self.lists.lock().unwrap();
             let sg = heap.sweepgen();
-            let sw = swept(sg);
-            if let Some(s) = l.pop(heap, PARTIAL + sw) {
-                return Ok(self.take(heap, s, sg));
-            }
-            if let Some(p) = l.reserve.take() {
-                return Ok(self.take(heap, heap.spans.resolve(p), sg));
-            }
-            while let Some(s) = l.pop(heap, PARTIAL + (1 - sw)) {
-                // Release: pairs with the Acquire in `SpanRef::sweepgen`.
-                s.span()
-                    .sweepgen
-                    .store(sg.wrapping_sub(1), Ordering::Release);
-                if self.sweep_locked(heap, s, sg, true).1 {
-                    if s.alloc_count() < s.nelems() {
-                        return Ok(self.take(heap, s, sg));
-                    }
-                    self.place(&mut l, heap, s, sg);
+            while out.len() - start < want {
+                match self.find_locked(&mut l, heap, sg) {
+                    Some(s) => out.push(s),
+                    None => break,
                 }
             }
-            for _ in 0..100 {
-                let Some(s) = l.pop(heap, FULL + (1 - sw)) else {
-                    break;
-                };
-                // Release: as above.
-                s.span()
-                    .sweepgen
-                    .store(sg.wrapping_sub(1), Ordering::Release);
-                if self.sweep_locked(heap, s, sg, true).1 {
-                    if s.alloc_count() < s.nelems() {
-                        return Ok(self.take(heap, s, sg));
-                    }
-                    self.place(&mut l, heap, s, sg);
-                }
-            }
+        }
+        if out.len() > start {
+            return Ok(());
         }
         let class = self.spc.size_class();
         let sg = heap.sweepgen();
@@ -222,13 +209,69 @@ impl MCentral {
             &heap.counters.mallocs[self.class_index()],
             s.nelems() as u64,
         );
-        Ok(s)
+        out.push(s);
+        Ok(())
+    }
+
+    /// The search of `cache_spans` under the lock: a swept partial span, the
+    /// reserve, or an unswept span that sweeping frees up; taken (cached).
+    fn find_locked<'h>(&self, l: &mut Lists, heap: &'h Heap, sg: u32) -> Option<SpanRef<'h>> {
+        let sw = swept(sg);
+        if let Some(s) = l.pop(heap, PARTIAL + sw) {
+            return Some(self.take(heap, s, sg));
+        }
+        if let Some(p) = l.reserve.take() {
+            return Some(self.take(heap, heap.spans.resolve(p), sg));
+        }
+        while let Some(s) = l.pop(heap, PARTIAL + (1 - sw)) {
+            // Release: pairs with the Acquire in `SpanRef::sweepgen`.
+            s.span()
+                .sweepgen
+                .store(sg.wrapping_sub(1), Ordering::Release);
+            if self.sweep_locked(heap, s, sg, true).1 {
+                if s.alloc_count() < s.nelems() {
+                    return Some(self.take(heap, s, sg));
+                }
+                self.place(l, heap, s, sg);
+            }
+        }
+        for _ in 0..100 {
+            let s = l.pop(heap, FULL + (1 - sw))?;
+            // Release: as above.
+            s.span()
+                .sweepgen
+                .store(sg.wrapping_sub(1), Ordering::Release);
+            if self.sweep_locked(heap, s, sg, true).1 {
+                if s.alloc_count() < s.nelems() {
+                    return Some(self.take(heap, s, sg));
+                }
+                self.place(l, heap, s, sg);
+            }
+        }
+        None
     }
 
     /// Takes back a span from an MCache (Go's `uncacheSpan`). `ac` is its
     /// alloc count after the cursor's write-back.
     pub(crate) fn uncache_span(&self, heap: &Heap, s: SpanRef<'_>, ac: usize) {
         let mut l = self.lists.lock().unwrap();
+        self.uncache_locked(&mut l, heap, s, ac);
+    }
+
+    /// [`MCentral::uncache_span`] for several spans of this class under one
+    /// lock acquisition (an MCache returns full spans in batches).
+    pub(crate) fn uncache_spans<'h>(
+        &self,
+        heap: &Heap,
+        spans: impl Iterator<Item = (SpanRef<'h>, usize)>,
+    ) {
+        let mut l = self.lists.lock().unwrap();
+        for (s, ac) in spans {
+            self.uncache_locked(&mut l, heap, s, ac);
+        }
+    }
+
+    fn uncache_locked(&self, l: &mut Lists, heap: &Heap, s: SpanRef<'_>, ac: usize) {
         let sg = heap.sweepgen();
         crate::stats::sub(
             &heap.counters.mallocs[self.class_index()],
@@ -242,7 +285,7 @@ impl MCentral {
                 .sweepgen
                 .store(sg.wrapping_sub(1), Ordering::Release);
             if self.sweep_locked(heap, s, sg, true).1 {
-                self.place_or_release(&mut l, heap, s, sg);
+                self.place_or_release(l, heap, s, sg);
             }
             return;
         }
@@ -253,7 +296,7 @@ impl MCentral {
         );
         // Release: as above.
         s.span().sweepgen.store(sg, Ordering::Release);
-        self.place_or_release(&mut l, heap, s, sg);
+        self.place_or_release(l, heap, s, sg);
     }
 
     /// Files a swept, unlisted span: by fullness if it holds objects; an
