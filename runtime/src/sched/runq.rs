@@ -13,8 +13,9 @@
 //!   and inherits the rest of the time slice. Putting a new one kicks the
 //!   old one to the tail of the queue. Only the owner puts; stealers take it
 //!   only on their last pass (`Stealer::steal_runnext`).
-//! - Stealing takes about half of the victim's queue (crossbeam caps a batch
-//!   at 32; Go takes up to 128) and returns one G to run at once.
+//! - Stealing takes about half of the victim's queue, up to 128 Gs (Go's
+//!   `runqgrab` bound; crossbeam's default batch would be 32), and returns one
+//!   G to run at once.
 //!
 //! # Steal order (Go: `randomOrder`)
 //!
@@ -65,6 +66,9 @@ impl Drop for RunNext {
 
 /// Bound of a P's local run queue (Go: `len(p.runq)` = 256).
 pub(crate) const LOCAL_CAP: usize = 256;
+/// Most Gs moved by one steal or global-queue grab: half the local queue,
+/// as Go's `runqgrab` (crossbeam's default batch is 32).
+const STEAL_MAX: usize = LOCAL_CAP / 2;
 
 /// The owner's side of a P's run queue.
 pub(crate) struct LocalQueue {
@@ -164,7 +168,7 @@ impl LocalQueue {
     /// Moves a batch from the global queue into this one, returning one G.
     pub(crate) fn refill_from(&self, global: &Injector<GRef>) -> Option<GRef> {
         loop {
-            match global.steal_batch_and_pop(&self.worker) {
+            match global.steal_batch_with_limit_and_pop(&self.worker, STEAL_MAX) {
                 Steal::Success(g) => return Some(g),
                 Steal::Empty => return None,
                 Steal::Retry => std::hint::spin_loop(),
@@ -175,7 +179,10 @@ impl LocalQueue {
     /// Steals about half of `victim`'s queue into this one, returning one G.
     pub(crate) fn steal_from(&self, victim: &SharedQueue) -> Option<GRef> {
         for _ in 0..4 {
-            match victim.stealer.steal_batch_and_pop(&self.worker) {
+            match victim
+                .stealer
+                .steal_batch_with_limit_and_pop(&self.worker, STEAL_MAX)
+            {
                 Steal::Success(g) => return Some(g),
                 Steal::Empty => return None,
                 Steal::Retry => std::hint::spin_loop(),
