@@ -19,7 +19,11 @@ pub use gort_runtime::{
 
 /// Goroutine-aware synchronisation (Go's `sync`).
 pub mod sync {
-    pub use gort_runtime::sync::WaitGroup;
+    pub use gort_runtime::sync::{
+        Barrier, BarrierWaitResult, Condvar, Mutex, MutexGuard, Once, OnceLock, RwLock,
+        RwLockReadGuard, RwLockWriteGuard, STARVATION_THRESHOLD, Semaphore, SemaphorePermit,
+        WaitGroup,
+    };
 }
 
 /// Runtime introspection and control (Go's `runtime` package).

@@ -4,5 +4,17 @@
 //! So far: [`WaitGroup`]. The channels/sync issue adds the rest.
 #![forbid(unsafe_code)]
 
+mod barrier;
+mod condvar;
+mod mutex;
+mod once;
+mod rwlock;
+mod semaphore;
 mod waitgroup;
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::Condvar;
+pub use mutex::{Mutex, MutexGuard, STARVATION_THRESHOLD};
+pub use once::{Once, OnceLock};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{Semaphore, SemaphorePermit};
 pub use waitgroup::WaitGroup;

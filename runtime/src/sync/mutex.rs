@@ -1,0 +1,457 @@
+//! `Mutex<T>` (Go's `sync.Mutex`, with std's / parking_lot's data-owning
+//! API): blocking parks the goroutine (its M runs others) or blocks a plain
+//! thread. Design notes: `docs/design/sync.md`.
+//!
+//! # State word
+//!
+//! `state: AtomicU32` holds three bits:
+//!
+//! - `LOCKED`: somebody owns the mutex;
+//! - `QUEUED`: the wait queue is non-empty (set and cleared only under the
+//!   queue lock, so it always equals `!queue.is_empty()` when that lock is
+//!   free);
+//! - `STARVING`: starvation mode. Invariant: `STARVING ⇒ LOCKED` (we only set
+//!   it while the lock is held, and starvation-mode unlock hands `LOCKED` on
+//!   instead of clearing it).
+//!
+//! # Algorithm
+//!
+//! 1. Fast path (one CAS): `0 → LOCKED`. Unlock fast path: `LOCKED → 0`.
+//! 2. Slow lock: while `LOCKED` is clear, barge with a CAS `s → s | LOCKED`
+//!    (normal mode lets a new arrival beat woken waiters, as in Go: it is
+//!    already on a CPU). Otherwise take the queue lock, and in one CAS either
+//!    grab the lock (if it came free) or set `QUEUED` (and `STARVING` if this
+//!    waiter has already waited longer than [`STARVATION_THRESHOLD`]) and
+//!    enqueue: at the back on the first wait, at the front on a re-wait
+//!    (Go's LIFO re-queue of a woken waiter that lost the race).
+//! 3. Slow unlock, under the queue lock:
+//!    - starvation mode: pop the oldest waiter and hand it the lock directly
+//!      (`LOCKED` stays set; it is granted, not merely woken). Leave
+//!      starvation mode if that waiter waited less than the threshold or was
+//!      the last one (Go's exit rule).
+//!    - normal mode: clear `LOCKED`, pop the oldest waiter and wake it; it
+//!      competes with arrivals again (step 2).
+//!
+//! The race protocol: every bit but `LOCKED` changes only under the queue
+//! lock, and every change is an RMW on one word, so a waiter that sets
+//! `QUEUED` while the lock is held forces the owner's fast-path unlock CAS
+//! to fail into the slow path, which then sees the waiter (no lost wake-up).
+//!
+//! # The data cell
+//!
+//! `sync` is `#![forbid(unsafe_code)]`, so the data does not sit in a raw
+//! `UnsafeCell`: it sits in a `parking_lot::Mutex<T>` that only the current
+//! owner of the state word ever touches, with `try_lock` (always
+//! uncontended, so it never blocks a thread; a failure would be a bug). The
+//! guard carries that inner guard. Cost: one more uncontended CAS pair per
+//! critical section. parking_lot's raw mutex has no thread affinity (no
+//! deadlock detection is enabled), so a goroutine that migrates to another M
+//! while holding the guard releases it soundly there.
+//!
+//! # Poisoning
+//!
+//! None (like parking_lot): a panic while holding the guard unlocks the
+//! mutex during unwinding and the next locker sees whatever state the data
+//! was left in.
+//!
+//! Rejected: a pure spin-then-`std::thread::park` lock (blocks the M),
+//! and wrapping `parking_lot::Mutex::lock` directly (same). References: Go
+//! `internal/sync/mutex.go` (the starvation-mode design comment).
+#![forbid(unsafe_code)]
+
+use crate::sched::park::{self, Waiter};
+use std::collections::VecDeque;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// A waiter that has waited longer than this switches the mutex to
+/// starvation mode (Go's `starvationThresholdNs`, 1 ms).
+pub const STARVATION_THRESHOLD: Duration = Duration::from_millis(1);
+
+const LOCKED: u32 = 1;
+const QUEUED: u32 = 2;
+const STARVING: u32 = 4;
+
+/// A one-shot wake-up cell shared by the primitives of this module tree:
+/// the sleeper waits until `state` is non-zero; the waker stores a non-zero
+/// code then wakes it. Spurious wake-ups re-check `state`.
+#[derive(Debug)]
+pub(super) struct Signal {
+    /// Immutable after init: who to wake.
+    waiter: Waiter,
+    /// Atomic: 0 while waiting; set once by the waker (Release, pairs with
+    /// the Acquire load in `wait`).
+    state: AtomicU8,
+}
+
+impl Signal {
+    /// A signal for the calling goroutine or thread.
+    pub(super) fn new() -> Arc<Signal> {
+        Arc::new(Signal {
+            waiter: Waiter::current(),
+            state: AtomicU8::new(0),
+        })
+    }
+
+    /// Sets the code (non-zero) and wakes the sleeper.
+    pub(super) fn fire(&self, code: u8) {
+        debug_assert!(code != 0);
+        self.state.store(code, Ordering::Release); // Release: pairs with Acquire in `wait`
+        self.waiter.clone().wake();
+    }
+
+    /// Parks until fired; returns the code.
+    pub(super) fn wait(&self) -> u8 {
+        loop {
+            let c = self.state.load(Ordering::Acquire); // Acquire: pairs with Release in `fire`
+            if c != 0 {
+                return c;
+            }
+            park::park_current();
+        }
+    }
+}
+
+/// Codes for the mutex's [`Signal`]s.
+const WOKEN: u8 = 1;
+const GRANTED: u8 = 2;
+
+#[derive(Debug)]
+struct Queued {
+    signal: Arc<Signal>,
+    since: Instant,
+}
+
+/// A mutual-exclusion lock protecting a `T` (Go's `sync.Mutex`, owning its
+/// data like `std::sync::Mutex`).
+///
+/// Blocking in [`lock`](Mutex::lock) parks a goroutine (its M runs other
+/// goroutines) or blocks a plain thread, so goroutines and threads may
+/// share one mutex. Normal mode lets new arrivals barge; a waiter stuck
+/// longer than 1 ms switches it to starvation mode (FIFO hand-off), as in
+/// Go. No poisoning: a panic in a critical section just unlocks.
+///
+/// ```
+/// use std::sync::Arc;
+/// gort_runtime::run(|| {
+///     let m = Arc::new(gort_runtime::sync::Mutex::new(0));
+///     let wg = Arc::new(gort_runtime::sync::WaitGroup::new());
+///     for _ in 0..10 {
+///         wg.add(1);
+///         let (m, wg) = (m.clone(), wg.clone());
+///         gort_runtime::go(move || {
+///             *m.lock() += 1;
+///             wg.done();
+///         });
+///     }
+///     wg.wait();
+///     assert_eq!(*m.lock(), 10);
+/// });
+/// ```
+pub struct Mutex<T: ?Sized> {
+    /// Atomic: `LOCKED | QUEUED | STARVING` (see the module docs).
+    state: AtomicU32,
+    /// Protected by: its own lock. Waiters, oldest first (re-waiters go to
+    /// the front).
+    queue: parking_lot::Mutex<VecDeque<Queued>>,
+    /// Protected by: `state`'s `LOCKED` bit (only the owner `try_lock`s it).
+    data: parking_lot::Mutex<T>,
+}
+
+/// RAII guard of a [`Mutex`]; unlocks on drop.
+#[must_use = "if unused the Mutex will immediately unlock"]
+pub struct MutexGuard<'a, T: ?Sized> {
+    mutex: &'a Mutex<T>,
+    /// `Some` except transiently inside [`Condvar::wait`](super::Condvar::wait).
+    data: Option<parking_lot::MutexGuard<'a, T>>,
+}
+
+impl<T> Mutex<T> {
+    /// An unlocked mutex holding `value`.
+    pub const fn new(value: T) -> Mutex<T> {
+        Mutex {
+            state: AtomicU32::new(0),
+            queue: parking_lot::Mutex::new(VecDeque::new()),
+            data: parking_lot::Mutex::new(value),
+        }
+    }
+
+    /// Consumes the mutex, returning the data.
+    pub fn into_inner(self) -> T {
+        self.data.into_inner()
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    /// Acquires the mutex, parking the goroutine (or blocking the thread)
+    /// until it is available.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.lock_state();
+        self.guard()
+    }
+
+    /// Acquires the mutex if it is free right now (never blocks).
+    pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & LOCKED == 0 {
+            // Acquire: pairs with the Release in `unlock_state`.
+            match self.state.compare_exchange_weak(
+                s,
+                s | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Some(self.guard()),
+                Err(x) => s = x,
+            }
+        }
+        None
+    }
+
+    /// Mutable access without locking (the borrow proves exclusivity).
+    pub fn get_mut(&mut self) -> &mut T {
+        self.data.get_mut()
+    }
+
+    /// Whether the mutex is in starvation mode right now (diagnostics and
+    /// tests; racy by nature).
+    #[doc(hidden)]
+    pub fn is_starving(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & STARVING != 0
+    }
+
+    fn guard(&self) -> MutexGuard<'_, T> {
+        MutexGuard {
+            mutex: self,
+            data: Some(self.take_cell()),
+        }
+    }
+
+    fn take_cell(&self) -> parking_lot::MutexGuard<'_, T> {
+        match self.data.try_lock() {
+            Some(g) => g,
+            None => panic!("gort: sync::Mutex data cell busy while owning the lock (runtime bug)"),
+        }
+    }
+
+    /// Fast path: one CAS (≈3 instructions, one branch).
+    #[inline]
+    fn lock_state(&self) {
+        // Acquire: pairs with the Release in `unlock_state`.
+        if self
+            .state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_slow();
+        }
+    }
+
+    #[cold]
+    fn lock_slow(&self) {
+        let mut since: Option<Instant> = None;
+        loop {
+            // Barge while the lock is free (never in starvation mode, since
+            // STARVING implies LOCKED). A short spin first, like Go's.
+            for i in 0..8 {
+                let s = self.state.load(Ordering::Relaxed);
+                if s & LOCKED == 0
+                    && self
+                        .state
+                        // Acquire: pairs with the Release in `unlock_state`.
+                        .compare_exchange_weak(s, s | LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    return;
+                }
+                if s & STARVING != 0 {
+                    break;
+                }
+                for _ in 0..(1 << i) {
+                    std::hint::spin_loop();
+                }
+            }
+            let rewait = since.is_some();
+            let start = *since.get_or_insert_with(Instant::now);
+            let starve = start.elapsed() > STARVATION_THRESHOLD;
+            let signal = Signal::new();
+            {
+                let mut q = self.queue.lock();
+                let mut s = self.state.load(Ordering::Relaxed);
+                loop {
+                    let (new, grab) = if s & LOCKED == 0 {
+                        (s | LOCKED, true)
+                    } else {
+                        (s | QUEUED | if starve { STARVING } else { 0 }, false)
+                    };
+                    // Acquire: pairs with the Release in `unlock_state` (grab case).
+                    match self.state.compare_exchange_weak(
+                        s,
+                        new,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) if grab => return,
+                        Ok(_) => break,
+                        Err(x) => s = x,
+                    }
+                }
+                let entry = Queued {
+                    signal: signal.clone(),
+                    since: start,
+                };
+                if rewait {
+                    q.push_front(entry);
+                } else {
+                    q.push_back(entry);
+                }
+            }
+            if signal.wait() == GRANTED {
+                return; // handed off in starvation mode: we own LOCKED
+            }
+        }
+    }
+
+    fn unlock_state(&self) {
+        // Release: pairs with the Acquire of the next locker.
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.unlock_slow();
+        }
+    }
+
+    #[cold]
+    fn unlock_slow(&self) {
+        let (signal, code) = {
+            let mut q = self.queue.lock();
+            let s = self.state.load(Ordering::Relaxed);
+            debug_assert!(s & LOCKED != 0, "unlock of unlocked gort Mutex");
+            match q.pop_front() {
+                Some(e) if s & STARVING != 0 => {
+                    // Hand-off: LOCKED stays set for the new owner.
+                    let mut clear = 0;
+                    if q.is_empty() {
+                        clear |= QUEUED | STARVING;
+                    } else if e.since.elapsed() < STARVATION_THRESHOLD {
+                        clear |= STARVING;
+                    }
+                    // Release: the new owner's Acquire is its Signal load.
+                    self.state.fetch_and(!clear, Ordering::Release);
+                    (Some(e.signal), GRANTED)
+                }
+                e => {
+                    let mut clear = LOCKED | STARVING;
+                    if q.is_empty() {
+                        clear |= QUEUED;
+                    }
+                    // Release: pairs with the Acquire of the next locker.
+                    self.state.fetch_and(!clear, Ordering::Release);
+                    (e.map(|e| e.signal), WOKEN)
+                }
+            }
+        };
+        if let Some(sig) = signal {
+            sig.fire(code);
+        }
+    }
+}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// Releases the lock (keeping the guard) for `Condvar::wait`.
+    pub(super) fn unlock_for_wait(&mut self) -> &'a Mutex<T> {
+        drop(self.data.take());
+        self.mutex.unlock_state();
+        self.mutex
+    }
+
+    /// Re-acquires after `unlock_for_wait`.
+    pub(super) fn relock_after_wait(&mut self) {
+        self.mutex.lock_state();
+        self.data = Some(self.mutex.take_cell());
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        if self.data.take().is_some() {
+            self.mutex.unlock_state();
+        }
+    }
+}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.data.as_ref().expect("guard holds the data")
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.data.as_mut().expect("guard holds the data")
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T> From<T> for Mutex<T> {
+    fn from(v: T) -> Self {
+        Mutex::new(v)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Mutex");
+        match self.try_lock() {
+            Some(g) => d.field("data", &&*g),
+            None => d.field("data", &format_args!("<locked>")),
+        };
+        d.finish()
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_count() {
+        let m = Arc::new(Mutex::new(0u64));
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        *m.lock() += 1;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(*m.lock(), 40_000);
+        assert!(m.try_lock().is_some());
+        let g = m.lock();
+        assert!(m.try_lock().is_none());
+        drop(g);
+        assert_eq!(Arc::try_unwrap(m).unwrap().into_inner(), 40_000);
+    }
+}
