@@ -1,10 +1,10 @@
 //! Coroutines: the goroutine execution context, built on corosensei.
 //!
-//! A [`Goroutine`] is a corosensei coroutine running on a gort
-//! [`GoroutineStack`](stack::GoroutineStack). The scheduler resumes it on an
+//! A `Goroutine` is a corosensei coroutine running on a gort
+//! `GoroutineStack`. The scheduler resumes it on an
 //! M (the M's own thread stack plays Go's g0); the goroutine suspends with a
-//! [`Reason`] through [`suspend`], which finds the goroutine's `Yielder`
-//! through a per-thread slot that [`Goroutine::resume`] fills in.
+//! `Reason` through `suspend`, which finds the goroutine's `Yielder`
+//! through a per-thread slot that `Goroutine::resume` fills in.
 //!
 //! # Migration and thread-locals
 //!
@@ -20,7 +20,7 @@
 //!
 //! # Dropping
 //!
-//! A goroutine that finished gives its stack back ([`Goroutine::into_stack`]).
+//! A goroutine that finished gives its stack back (`Goroutine::into_stack`).
 //! One that never started is dropped normally (its closure is dropped). One
 //! that is suspended mid-way is **leaked**, never force-unwound: unwinding it
 //! could run destructors of a scope whose owner is gone, and it can never run

@@ -10,7 +10,7 @@
 //! backed by memory: a goroutine that parks after a few calls costs one or
 //! two 4 KiB pages of RSS, however large its reservation.
 //!
-//! 1. **Slabs.** Stacks are carved out of slabs of [`STACKS_PER_SLAB`]
+//! 1. **Slabs.** Stacks are carved out of slabs of `STACKS_PER_SLAB`
 //!    stacks, one `mmap(MAP_NORESERVE)` each. Each slot is
 //!    `guard (1 OS page) | usable stack`, so the guard page of slot `i` lies
 //!    directly above the top of slot `i-1`.
@@ -19,12 +19,13 @@
 //!    goroutine count. Otherwise `mprotect(PROT_NONE)`, which costs two VMAs
 //!    per stack; hitting the limit is a clear error naming the sysctl.
 //! 3. **Overflow detection.** Every slab is recorded in an append-only,
-//!    lock-free registry ([`guard_hit`]) that the SIGSEGV handler consults:
+//!    lock-free registry (`guard_hit`) that the SIGSEGV handler consults:
 //!    a fault inside a slot's guard page is a goroutine stack overflow.
 //! 4. **Pools.** Free stacks go to the P's cache, then to a global pool
-//!    (see `stackpool.rs`). Stacks in the global pool beyond
-//!    [`POOL_COMMITTED_MAX`] are decommitted (`MADV_DONTNEED`), so a burst of
-//!    a million goroutines does not keep a million dirty stacks.
+//!    (see `stackpool.rs`). Stacks that sit idle in the global pool for a
+//!    second while more than `POOL_COMMITTED_MAX` are pooled are decommitted
+//!    (`MADV_DONTNEED`), so a burst of a million goroutines does not keep a
+//!    million dirty stacks, and a steady churn does not pay a syscall each.
 //!
 //! Slabs are never unmapped: their address space is reused for the life of
 //! the process (like Go, which never returns stack spans' address space).

@@ -1,7 +1,9 @@
 //! Goroutine-aware synchronisation (Go's `sync`). Blocking here parks the
 //! goroutine (its M runs others) or blocks a plain thread.
 //!
-//! So far: [`WaitGroup`]. The channels/sync issue adds the rest.
+//! [`WaitGroup`], [`Mutex`] (with Go's starvation mode), [`RwLock`]
+//! (writer-preferring), [`Condvar`], [`Once`]/[`OnceLock`], [`Semaphore`]
+//! (FIFO) and [`Barrier`]. Design: docs/design/sync.md.
 #![forbid(unsafe_code)]
 
 mod barrier;
