@@ -424,6 +424,63 @@ fn case_parkmem(n: usize) {
     });
 }
 
+// --------------------------------------------------------------- timers
+
+/// Go's `cmd/timers`: `g` goroutines loop `sleep(period)` for `dur`; every
+/// wake-up's lateness (actual − requested) is kept (exact quantiles).
+fn case_timers(g: usize, dur_ms: u64, period_us: u64) {
+    rt(2).run(move || {
+        let period = Duration::from_micros(period_us);
+        let dur = Duration::from_millis(dur_ms);
+        let start = Arc::new(gort::sync::WaitGroup::new());
+        start.add(1);
+        let t0 = Arc::new(std::sync::OnceLock::<Instant>::new());
+        let hs: Vec<_> = (0..g)
+            .map(|_| {
+                let (start, t0) = (start.clone(), t0.clone());
+                gort::go(move || {
+                    start.wait();
+                    let end = *t0.get().expect("t0") + dur;
+                    let mut lat = Vec::new();
+                    loop {
+                        let ts = Instant::now();
+                        if ts >= end {
+                            break;
+                        }
+                        gort::time::sleep(period);
+                        lat.push(ts.elapsed().saturating_sub(period).as_nanos() as u64);
+                    }
+                    lat
+                })
+            })
+            .collect();
+        gort::time::sleep(Duration::from_millis(100));
+        t0.set(Instant::now()).unwrap();
+        start.done();
+        let mut all: Vec<u64> = hs.into_iter().flat_map(|h| h.join().unwrap()).collect();
+        let wall = t0.get().unwrap().elapsed().as_secs_f64();
+        all.sort_unstable();
+        let q = |f: f64| all[((all.len() as f64 * f) as usize).min(all.len() - 1)] as f64 / 1e3;
+        println!(
+            "# {g} goroutines x sleep({period:?}) for {dur:?}: {} wake-ups in {wall:.3}s",
+            all.len()
+        );
+        let name = |m: &str| format!("{m}[g={g},period={}us,procs=2]", period_us);
+        result(
+            &name("timers_wakeups_per_s"),
+            all.len() as f64 / wall,
+            "per_s",
+        );
+        result(&name("timers_lateness_p50"), q(0.5), "us");
+        result(&name("timers_lateness_p99"), q(0.99), "us");
+        result(
+            &name("timers_lateness_max"),
+            *all.last().unwrap() as f64 / 1e3,
+            "us",
+        );
+    });
+}
+
 // --------------------------------------------------------------- driver
 
 fn arg<T: std::str::FromStr>(args: &[String], k: &str, d: T) -> T {
@@ -460,6 +517,11 @@ fn main() {
                 arg(&args, "--reps", 3),
             ),
             "parkmem" => case_parkmem(arg(&args, "--n", 1_000_000)),
+            "timers" => case_timers(
+                arg(&args, "--g", 10_000),
+                arg(&args, "--dur-ms", 2000),
+                arg(&args, "--period-us", 1000),
+            ),
             other => panic!("unknown case {other}"),
         }
         return;
@@ -509,6 +571,26 @@ fn main() {
             vec!["parkmem".into(), "--n".into(), n],
         ));
     }
+    cases.push((
+        "timers g=10000".into(),
+        vec![
+            "timers".into(),
+            "--g".into(),
+            big("10000", "100"),
+            "--dur-ms".into(),
+            big("2000", "200"),
+        ],
+    ));
+    cases.push((
+        "timers g=1".into(),
+        vec![
+            "timers".into(),
+            "--g".into(),
+            "1".into(),
+            "--dur-ms".into(),
+            big("2000", "200"),
+        ],
+    ));
     let exe = std::env::current_exe().expect("current_exe");
     let mut failed = false;
     for (name, a) in cases {

@@ -26,6 +26,11 @@ pub mod sync {
     };
 }
 
+/// Sleeping (Go's `time.Sleep`): parks the goroutine, never the thread.
+pub mod time {
+    pub use gort_runtime::time::{sleep, sleep_until};
+}
+
 /// Runtime introspection and control (Go's `runtime` package).
 pub mod runtime {
     pub use gort_runtime::coro::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};

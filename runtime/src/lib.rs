@@ -30,6 +30,7 @@ pub(crate) mod sched;
 pub mod spawn;
 pub mod sync;
 mod task;
+pub mod time;
 
 pub use runtime::{BuildError, Builder, Runtime, run, yield_now};
 pub use spawn::{JoinHandle, Scope, ScopedJoinHandle, go, scope};

@@ -66,12 +66,14 @@ pub(crate) mod m;
 pub(crate) mod park;
 pub(crate) mod parkword;
 pub(crate) mod runq;
+pub(crate) mod timer;
 
 use crate::coro::stack::StackConfig;
 use crate::coro::stackpool::StackCache;
 use crossbeam_deque::{Injector, Steal};
 use crossbeam_utils::CachePadded;
 use g::{G, GRef};
+use park::Waiter;
 use parking_lot::{Condvar, Mutex};
 use runq::{FastRand, LocalQueue, RandomOrder, SharedQueue};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
@@ -196,6 +198,8 @@ pub(crate) enum Handoff {
     Run(Box<P>, bool),
     /// The runtime is stopping.
     Exit,
+    /// Re-evaluate (a timer became due earlier); carries no P.
+    Recheck,
 }
 
 /// The part of an M other threads may touch: its wake-up note.
@@ -214,13 +218,30 @@ impl MShared {
         self.cv.notify_one();
     }
 
-    fn sleep(&self) -> Handoff {
+    /// Asks the M to re-evaluate; never overwrites a pending `Run`/`Exit`.
+    fn recheck(&self) {
+        let mut n = self.note.lock();
+        if n.is_none() {
+            *n = Some(Handoff::Recheck);
+            self.cv.notify_one();
+        }
+    }
+
+    /// Waits for a hand-off, or until `deadline` (then `None`).
+    fn sleep_until(&self, deadline: Option<std::time::Instant>) -> Option<Handoff> {
         let mut n = self.note.lock();
         loop {
             if let Some(h) = n.take() {
-                return h;
+                return Some(h);
             }
-            self.cv.wait(&mut n);
+            match deadline {
+                None => self.cv.wait(&mut n),
+                Some(d) => {
+                    if self.cv.wait_until(&mut n, d).timed_out() {
+                        return n.take().or(None);
+                    }
+                }
+            }
         }
     }
 }
@@ -237,6 +258,8 @@ struct Locked {
     midle: Vec<Arc<MShared>>,
     /// Join handles of every M started.
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// The idle M that waits with the earliest timer as its timeout.
+    sleeper: Option<Arc<MShared>>,
     /// Set with the lock held, so `stopm` and shutdown cannot miss each other.
     shutdown: bool,
 }
@@ -268,6 +291,13 @@ pub(crate) struct Sched {
     pub(crate) shutdown: AtomicBool,
     allgs: Mutex<Vec<Arc<G>>>,
     gfree: Mutex<Vec<GRef>>,
+    /// The timer heap (a leaf lock; see `timer.rs`).
+    timers: CachePadded<Mutex<timer::Timers>>,
+    /// Atomic: earliest timer deadline in ns since `epoch`, `u64::MAX` if
+    /// none. Written under `timers`; read without it as a hint.
+    timer_next: CachePadded<AtomicU64>,
+    /// Immutable after init: the origin of `timer_next`.
+    epoch: std::time::Instant,
 }
 
 impl std::fmt::Debug for Sched {
@@ -306,6 +336,9 @@ impl Sched {
             shutdown: AtomicBool::new(false),
             allgs: Mutex::new(Vec::new()),
             gfree: Mutex::new(Vec::new()),
+            timers: CachePadded::new(Mutex::new(timer::Timers::default())),
+            timer_next: CachePadded::new(AtomicU64::new(u64::MAX)),
+            epoch: std::time::Instant::now(),
         });
         {
             let mut l = sched.lock.lock();
@@ -472,24 +505,143 @@ impl Sched {
     }
 
     /// `stopm`: park this M until it is handed a P. `None` = exit.
+    ///
+    /// The first idle M while timers exist becomes the timer sleeper: it
+    /// waits with the earliest deadline as timeout, then takes an idle P to
+    /// fire the due timers (see `timer.rs`).
     fn stopm(&self, me: &Arc<MShared>) -> Option<(Box<P>, bool)> {
-        {
-            let mut l = self.lock.lock();
-            if l.shutdown {
-                return None;
+        loop {
+            let deadline = {
+                let mut l = self.lock.lock();
+                if l.shutdown {
+                    return None;
+                }
+                l.midle.push(me.clone());
+                match self.next_timer() {
+                    Some(d)
+                        if l.sleeper.is_none()
+                            || l.sleeper.as_ref().is_some_and(|s| Arc::ptr_eq(s, me)) =>
+                    {
+                        l.sleeper = Some(me.clone());
+                        Some(d)
+                    }
+                    _ => None,
+                }
+            };
+            match me.sleep_until(deadline) {
+                Some(Handoff::Run(p, spinning)) => {
+                    self.clear_sleeper(me);
+                    return Some((p, spinning));
+                }
+                Some(Handoff::Exit) => return None,
+                Some(Handoff::Recheck) | None => {
+                    let mut l = self.lock.lock();
+                    if let Some(i) = l.midle.iter().position(|m| Arc::ptr_eq(m, me)) {
+                        l.midle.swap_remove(i);
+                    } else {
+                        // Someone popped us and is handing us a P (or Exit).
+                        drop(l);
+                        self.clear_sleeper(me);
+                        match me.sleep_until(None) {
+                            Some(Handoff::Run(p, spinning)) => return Some((p, spinning)),
+                            Some(Handoff::Exit) => return None,
+                            _ => continue,
+                        }
+                    }
+                    if l.sleeper.as_ref().is_some_and(|s| Arc::ptr_eq(s, me)) {
+                        l.sleeper = None;
+                    }
+                    if l.shutdown {
+                        return None;
+                    }
+                    if self.timers_due() {
+                        if let Some(p) = self.pidleget(&mut l) {
+                            // Fire the timers from the schedule loop, with a P.
+                            return Some((p, false));
+                        }
+                        // Every P is busy: fire them here (the woken Gs go
+                        // to the global queue) so we do not spin on a past
+                        // deadline.
+                        drop(l);
+                        self.run_timers();
+                    }
+                }
             }
-            l.midle.push(me.clone());
         }
-        match me.sleep() {
-            Handoff::Run(p, spinning) => Some((p, spinning)),
-            Handoff::Exit => None,
+    }
+
+    fn clear_sleeper(&self, me: &Arc<MShared>) {
+        let mut l = self.lock.lock();
+        if l.sleeper.as_ref().is_some_and(|s| Arc::ptr_eq(s, me)) {
+            l.sleeper = None;
+        }
+    }
+
+    /// The earliest timer deadline, if any.
+    fn next_timer(&self) -> Option<std::time::Instant> {
+        match self.timer_next.load(Ordering::Acquire) {
+            u64::MAX => None,
+            n => Some(self.epoch + std::time::Duration::from_nanos(n)),
+        }
+    }
+
+    /// Is a timer due? One relaxed load when there are no timers.
+    pub(crate) fn timers_due(&self) -> bool {
+        let n = self.timer_next.load(Ordering::Acquire);
+        n != u64::MAX && (self.epoch.elapsed().as_nanos() as u64) >= n
+    }
+
+    fn publish_next(&self, t: &timer::Timers) {
+        let n = t.next().map_or(u64::MAX, |d| {
+            d.saturating_duration_since(self.epoch).as_nanos() as u64
+        });
+        self.timer_next.store(n, Ordering::Release);
+    }
+
+    /// Registers a timer that wakes `w` at `when`; returns its id.
+    pub(crate) fn add_timer(&self, when: std::time::Instant, w: Waiter) -> u64 {
+        let (id, earliest) = {
+            let mut t = self.timers.lock();
+            let r = t.add(when, w);
+            self.publish_next(&t);
+            r
+        };
+        if earliest {
+            let l = self.lock.lock();
+            if let Some(s) = &l.sleeper {
+                s.recheck();
+            } else if let Some(m) = l.midle.last() {
+                m.recheck();
+            }
+        }
+        id
+    }
+
+    /// Cancels a timer that may not have fired yet.
+    pub(crate) fn cancel_timer(&self, id: u64) {
+        let mut t = self.timers.lock();
+        t.cancel(id);
+        self.publish_next(&t);
+    }
+
+    /// Fires every due timer (wakes its waiter). Must not be called inside
+    /// `with_m` (waking readies onto this M's P).
+    pub(crate) fn run_timers(&self) {
+        let mut due = Vec::new();
+        {
+            let mut t = self.timers.lock();
+            t.take_due(std::time::Instant::now(), &mut due);
+            self.publish_next(&t);
+        }
+        for w in due {
+            w.wake();
         }
     }
 
     /// Has any running P (or the global queue) work? Used by an M that just
     /// went idle, after its fence.
     fn any_work(&self) -> bool {
-        if !self.injector.is_empty() {
+        if !self.injector.is_empty() || self.timers_due() {
             return true;
         }
         let n = self.gomaxprocs.load(Ordering::SeqCst);
@@ -665,6 +817,9 @@ impl Sched {
         loop {
             if self.shutdown.load(Ordering::Acquire) {
                 return None;
+            }
+            if self.timers_due() {
+                self.run_timers();
             }
             let step = m::with_m(|m| {
                 let p = m.p.as_mut().expect("gort: M without P in find_runnable");

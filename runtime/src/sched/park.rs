@@ -52,6 +52,26 @@ pub(crate) fn park_current() {
     }
 }
 
+/// Like [`park_current`], but returns by `deadline` at the latest (a
+/// goroutine registers a runtime timer; a plain thread uses
+/// `park_timeout`). Spurious and early returns are possible: callers loop on
+/// their condition and on the clock.
+pub(crate) fn park_current_until(deadline: std::time::Instant) {
+    let now = std::time::Instant::now();
+    if now >= deadline {
+        return;
+    }
+    if !crate::coro::on_goroutine() {
+        std::thread::park_timeout(deadline - now);
+        return;
+    }
+    let sched = m::with_m(|m| m.sched.clone());
+    let id = sched.add_timer(deadline, Waiter::current());
+    park_current();
+    // Any M may run us now; the timer lives in the runtime, not the M.
+    sched.cancel_timer(id);
+}
+
 /// Makes a G runnable (Go: `goready`): into the current P's `runnext` when
 /// called on an M, else into the global queue of the running runtime.
 pub(crate) fn ready(g: GRef) {

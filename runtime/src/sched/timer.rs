@@ -1,0 +1,127 @@
+//! Timers: the runtime's sleeping goroutines (Go: `time.go`, `pp.timers`).
+//!
+//! # Design (first version)
+//!
+//! One timer heap per runtime (`Sched::timers`), ordered by deadline, each
+//! entry a [`Waiter`] to wake. Go keeps a heap per P that idle Ps steal from;
+//! a single heap is simpler and correct, and is what we measure first (see
+//! docs/design/timers.md for the per-P plan).
+//!
+//! Who fires timers:
+//! 1. every M, at the top of `find_runnable`, when the earliest deadline has
+//!    passed (one relaxed load when no timer exists, plus a clock read when
+//!    one does);
+//! 2. when every M is idle, **one** of them — the timer sleeper — waits on
+//!    its note with the earliest deadline as timeout (Go's last M blocking
+//!    in `netpoll(delay)`); when it times out it takes an idle P and runs
+//!    the schedule loop, which fires the due timers.
+//!
+//! Adding a timer that becomes the earliest wakes the sleeper (or an idle
+//! M, which becomes the sleeper) to recompute its timeout.
+//!
+//! Cancelling (a wait that ended before its deadline) removes the entry
+//! from the index; its heap slot is skipped when it surfaces.
+#![forbid(unsafe_code)]
+
+use super::park::Waiter;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::Instant;
+
+/// The timer heap.
+///
+/// # Fields
+/// - all: Protected by: `Sched::timers` (a leaf lock).
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    live: HashMap<u64, Waiter>,
+    seq: u64,
+}
+
+impl Timers {
+    /// Adds a timer; returns its id and whether it is now the earliest.
+    pub(crate) fn add(&mut self, when: Instant, w: Waiter) -> (u64, bool) {
+        self.seq += 1;
+        let id = self.seq;
+        self.heap.push(Reverse((when, id)));
+        self.live.insert(id, w);
+        let earliest = self.next().is_some_and(|n| n >= when);
+        (id, earliest)
+    }
+
+    /// Removes a timer that has not fired (no effect if it has).
+    pub(crate) fn cancel(&mut self, id: u64) {
+        self.live.remove(&id);
+        self.prune();
+    }
+
+    /// The earliest live deadline.
+    pub(crate) fn next(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((w, _))| *w)
+    }
+
+    /// Takes every timer due at `now`.
+    pub(crate) fn take_due(&mut self, now: Instant, out: &mut Vec<Waiter>) {
+        while let Some(Reverse((when, id))) = self.heap.peek().copied() {
+            if when > now {
+                break;
+            }
+            self.heap.pop();
+            if let Some(w) = self.live.remove(&id) {
+                out.push(w);
+            }
+        }
+        self.prune();
+    }
+
+    /// Drops cancelled entries from the top of the heap.
+    fn prune(&mut self) {
+        while let Some(Reverse((_, id))) = self.heap.peek() {
+            if self.live.contains_key(id) {
+                break;
+            }
+            self.heap.pop();
+        }
+        if self.live.is_empty() {
+            self.heap.clear();
+        }
+    }
+
+    /// Number of live timers.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.live.len()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn w() -> Waiter {
+        Waiter::Thread(std::thread::current())
+    }
+
+    #[test]
+    fn due_order_and_cancel() {
+        let t0 = Instant::now();
+        let mut t = Timers::default();
+        let (a, e1) = t.add(t0 + Duration::from_millis(30), w());
+        assert!(e1);
+        let (_b, e2) = t.add(t0 + Duration::from_millis(10), w());
+        assert!(e2, "an earlier deadline becomes the earliest");
+        let (_c, e3) = t.add(t0 + Duration::from_millis(20), w());
+        assert!(!e3);
+        assert_eq!(t.next(), Some(t0 + Duration::from_millis(10)));
+        let mut out = Vec::new();
+        t.take_due(t0 + Duration::from_millis(25), &mut out);
+        assert_eq!(out.len(), 2);
+        t.cancel(a);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.next(), None, "cancelled entries do not linger at the top");
+        t.take_due(t0 + Duration::from_secs(1), &mut out);
+        assert_eq!(out.len(), 2, "a cancelled timer never fires");
+    }
+}

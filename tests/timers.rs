@@ -1,0 +1,162 @@
+//! Runtime timers: `gort::time::sleep` parks goroutines on timers fired by
+//! the scheduler (or by the idle timer-sleeper M).
+
+mod common;
+use common::{rt, watchdog};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+#[test]
+fn sleep_waits_at_least_the_duration() {
+    watchdog("sleep_waits_at_least_the_duration", 30, || {
+        rt(2).run(|| {
+            for ms in [0u64, 1, 3, 10] {
+                let t = Instant::now();
+                gort::time::sleep(Duration::from_millis(ms));
+                assert!(t.elapsed() >= Duration::from_millis(ms));
+            }
+        });
+        // On a plain thread it is a thread sleep.
+        let t = Instant::now();
+        gort::time::sleep(Duration::from_millis(2));
+        assert!(t.elapsed() >= Duration::from_millis(2));
+    });
+}
+
+#[test]
+fn sleepers_wake_in_deadline_order_when_every_m_is_idle() {
+    watchdog(
+        "sleepers_wake_in_deadline_order_when_every_m_is_idle",
+        30,
+        || {
+            let order = rt(2).run(|| {
+                let order = Arc::new(parking_lot_free::Order::default());
+                let hs: Vec<_> = [30u64, 10, 20, 40]
+                    .into_iter()
+                    .map(|ms| {
+                        let order = order.clone();
+                        gort::go(move || {
+                            gort::time::sleep(Duration::from_millis(ms));
+                            order.push(ms);
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                order.take()
+            });
+            assert_eq!(order, vec![10, 20, 30, 40]);
+        },
+    );
+}
+
+#[test]
+fn a_sleeping_goroutine_does_not_block_its_p() {
+    // GOMAXPROCS=1: while one goroutine sleeps, another keeps running.
+    watchdog("a_sleeping_goroutine_does_not_block_its_p", 30, || {
+        rt(1).run(|| {
+            let done = Arc::new(AtomicBool::new(false));
+            let d = done.clone();
+            let sleeper = gort::go(move || {
+                gort::time::sleep(Duration::from_millis(20));
+                d.store(true, Ordering::Release);
+            });
+            let mut spins = 0u64;
+            while !done.load(Ordering::Acquire) {
+                spins += 1;
+                gort::yield_now();
+            }
+            sleeper.join().unwrap();
+            assert!(
+                spins > 10,
+                "the main goroutine ran while the other slept ({spins})"
+            );
+        });
+    });
+}
+
+#[test]
+fn timer_fairness_with_a_yielding_pair() {
+    // Go's TestTimerFairness: a 20 ms timer fires while two goroutines keep
+    // the only P busy handing it to each other.
+    watchdog("timer_fairness_with_a_yielding_pair", 30, || {
+        rt(1).run(|| {
+            let stop = Arc::new(AtomicBool::new(false));
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let stop = stop.clone();
+                    gort::go(move || {
+                        while !stop.load(Ordering::Acquire) {
+                            gort::yield_now();
+                        }
+                    })
+                })
+                .collect();
+            gort::time::sleep(Duration::from_millis(20));
+            stop.store(true, Ordering::Release);
+            for h in hs {
+                h.join().unwrap();
+            }
+        });
+    });
+}
+
+#[test]
+fn many_sleepers() {
+    watchdog("many_sleepers", 60, || {
+        let woke = Arc::new(AtomicU64::new(0));
+        let w = woke.clone();
+        rt(2).run(move || {
+            let hs: Vec<_> = (0..10_000u64)
+                .map(|i| {
+                    let w = w.clone();
+                    gort::go(move || {
+                        for _ in 0..3 {
+                            gort::time::sleep(Duration::from_micros(200 + i % 1000));
+                        }
+                        w.fetch_add(1, Ordering::Relaxed);
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+        });
+        assert_eq!(woke.load(Ordering::Relaxed), 10_000);
+    });
+}
+
+#[test]
+fn sleeps_at_every_gomaxprocs() {
+    watchdog("sleeps_at_every_gomaxprocs", 60, || {
+        for procs in [1usize, 2, 4, 16] {
+            rt(procs).run(move || {
+                let hs: Vec<_> = (0..200u64)
+                    .map(|i| {
+                        gort::go(move || gort::time::sleep(Duration::from_micros(50 * (i % 7))))
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+            });
+        }
+    });
+}
+
+/// A tiny ordered log without pulling in another lock crate.
+mod parking_lot_free {
+    use std::sync::Mutex;
+    #[derive(Default)]
+    pub(crate) struct Order(Mutex<Vec<u64>>);
+    impl Order {
+        pub(crate) fn push(&self, v: u64) {
+            self.0.lock().unwrap().push(v);
+        }
+        pub(crate) fn take(&self) -> Vec<u64> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+        }
+    }
+}
