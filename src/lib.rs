@@ -17,6 +17,8 @@ pub use gort_runtime::{
     BuildError, Builder, JoinHandle, Runtime, Scope, ScopedJoinHandle, go, run, scope, yield_now,
 };
 
+pub use gort_runtime::chan;
+
 /// Goroutine-aware synchronisation (Go's `sync`).
 pub mod sync {
     pub use gort_runtime::sync::{

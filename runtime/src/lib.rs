@@ -17,6 +17,7 @@
 
 #[forbid(unsafe_code)]
 mod cgroup;
+pub mod chan;
 pub mod coro;
 #[forbid(unsafe_code)]
 mod env;

@@ -1,0 +1,704 @@
+//! The channel proper: state, wait queues, the rendezvous hand-off, close.
+//! The design is in `chan/mod.rs` and `docs/design/chan.md`.
+#![forbid(unsafe_code)]
+
+use super::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+use crate::sched::park::{self, Waiter};
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// `Op::selected` before anyone fired the operation.
+pub(crate) const NONE: usize = usize::MAX;
+/// `Op::selected` after the owner gave up (timeout).
+pub(crate) const ABORT: usize = usize::MAX - 1;
+
+static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
+
+/// One blocking operation (Go: the `selectDone` word plus the parked G): a
+/// plain send/recv or a whole `select`. Several queue entries (one per
+/// select case) share it; the first channel to CAS `selected` wins.
+#[derive(Debug)]
+pub(crate) struct Op {
+    /// Immutable: the key of this op's results in `State::pending`.
+    pub(crate) id: u64,
+    /// Atomic: `NONE` → case index (by whoever fires it, under that
+    /// channel's lock) or `ABORT` (by the owner on timeout). AcqRel CAS.
+    pub(crate) selected: AtomicUsize,
+    /// Atomic: Release by the completer after it stored the result in
+    /// `pending`; Acquire by the owner before reading it.
+    pub(crate) done: AtomicBool,
+    /// Immutable: whom to wake.
+    pub(crate) waiter: Waiter,
+}
+
+impl Op {
+    pub(crate) fn new(selected: usize) -> Arc<Op> {
+        Arc::new(Op {
+            id: NEXT_TICKET.fetch_add(1, Ordering::Relaxed), // a unique id only
+            selected: AtomicUsize::new(selected),
+            done: AtomicBool::new(false),
+            waiter: Waiter::current(),
+        })
+    }
+
+    pub(crate) fn claim(&self, case: usize) -> bool {
+        self.selected
+            .compare_exchange(NONE, case, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    pub(crate) fn finish(&self) {
+        self.done.store(true, Ordering::Release); // pairs with Acquire in wait
+        self.waiter.clone().wake();
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire) // pairs with Release in finish
+    }
+
+    /// Parks until `done` (or the deadline; returns whether done).
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        loop {
+            if self.is_done() {
+                return true;
+            }
+            match deadline {
+                None => park::park_current(),
+                Some(d) => {
+                    if Instant::now() >= d {
+                        return self.is_done();
+                    }
+                    park::park_current_until(d);
+                }
+            }
+        }
+    }
+}
+
+/// A waiting sender or receiver (Go: `sudog`).
+#[derive(Debug)]
+pub(crate) struct Entry<T> {
+    pub(crate) op: Arc<Op>,
+    /// The case index the op gets when this entry fires.
+    pub(crate) case: usize,
+    /// A plain sender's value; `None` for receivers and for `select` send
+    /// cases (whose value comes later, through `SelectedOperation::send`).
+    pub(crate) value: Option<T>,
+}
+
+/// The result of a completed operation, keyed by `Op::id` in `State::pending`.
+#[derive(Debug)]
+pub(crate) enum Pending<T> {
+    /// Received a value, or `None`: the channel is disconnected.
+    Recv(Option<T>),
+    /// A plain send's value was taken.
+    SendDone,
+    /// Send failed (all receivers gone); a plain sender gets its value back.
+    SendFailed(Option<T>),
+    /// A select send won a claimed receiver that now waits for the value.
+    SendTo(Entry<T>),
+    /// A select send won a reserved buffer slot (`State::reserved`).
+    SendBuffer,
+}
+
+#[derive(Debug)]
+pub(crate) struct State<T> {
+    pub(crate) buf: VecDeque<T>,
+    /// Buffer slots promised to select senders that have not sent yet.
+    pub(crate) reserved: usize,
+    pub(crate) sendq: VecDeque<Entry<T>>,
+    pub(crate) recvq: VecDeque<Entry<T>>,
+    pub(crate) pending: Vec<(u64, Pending<T>)>,
+    /// `Select::ready` waiters: woken (all) on any change.
+    pub(crate) watchers: Vec<Arc<Op>>,
+    pub(crate) senders: usize,
+    pub(crate) receivers: usize,
+    /// `never()`: no senders, yet never disconnected.
+    pub(crate) never: bool,
+}
+
+/// A channel (Go: `hchan`).
+#[derive(Debug)]
+pub(crate) struct Chan<T> {
+    /// Immutable: the capacity; `usize::MAX` for unbounded.
+    pub(crate) cap: usize,
+    /// Immutable: `cap` came from `unbounded()`.
+    pub(crate) unbounded: bool,
+    /// Protected by: itself. Never held across a park.
+    pub(crate) state: Mutex<State<T>>,
+}
+
+/// How a locked non-blocking receive went.
+pub(crate) enum RecvTry<T> {
+    Got(T),
+    /// Claimed a select sender that has no value yet: pair with it.
+    Valueless(Entry<T>),
+    Disconnected,
+    Empty,
+}
+
+impl<T> State<T> {
+    pub(crate) fn disconnected(&self) -> bool {
+        self.senders == 0 && !self.never
+    }
+
+    pub(crate) fn take_pending(&mut self, id: u64) -> Option<Pending<T>> {
+        let i = self.pending.iter().position(|(k, _)| *k == id)?;
+        Some(self.pending.swap_remove(i).1)
+    }
+
+    pub(crate) fn complete(&mut self, e: Entry<T>, p: Pending<T>) {
+        self.pending.push((e.op.id, p));
+        e.op.finish();
+    }
+
+    pub(crate) fn notify(&mut self) {
+        for w in self.watchers.drain(..) {
+            w.finish();
+        }
+    }
+
+    /// Whether `q` holds a live entry not belonging to `me`.
+    pub(crate) fn has_live(q: &VecDeque<Entry<T>>, me: Option<&Arc<Op>>) -> bool {
+        q.iter().any(|e| {
+            !me.is_some_and(|m| Arc::ptr_eq(m, &e.op))
+                && e.op.selected.load(Ordering::Acquire) == NONE // pairs with claim
+        })
+    }
+
+    /// Pops the first live entry of `q` not belonging to `me`, claiming its
+    /// op; drops stale entries (ops fired elsewhere) on the way.
+    pub(crate) fn claim(q: &mut VecDeque<Entry<T>>, me: Option<&Arc<Op>>) -> Option<Entry<T>> {
+        let mut i = 0;
+        while i < q.len() {
+            if me.is_some_and(|m| Arc::ptr_eq(m, &q[i].op)) {
+                i += 1;
+                continue;
+            }
+            let won = q[i].op.claim(q[i].case);
+            let e = q.remove(i).expect("index in range");
+            if won {
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn send_ready(&self, cap: usize, me: Option<&Arc<Op>>) -> bool {
+        self.receivers == 0
+            || self.buf.len() + self.reserved < cap
+            || Self::has_live(&self.recvq, me)
+    }
+
+    pub(crate) fn recv_ready(&self, me: Option<&Arc<Op>>) -> bool {
+        !self.buf.is_empty() || self.disconnected() || Self::has_live(&self.sendq, me)
+    }
+
+    /// Delivers `v` to a waiting receiver or the buffer, ignoring capacity
+    /// (the caller checked it or holds a reserved slot).
+    pub(crate) fn deliver(&mut self, v: T, me: Option<&Arc<Op>>) {
+        if let Some(r) = Self::claim(&mut self.recvq, me) {
+            self.complete(r, Pending::Recv(Some(v)));
+        } else {
+            self.buf.push_back(v);
+        }
+        self.notify();
+    }
+
+    /// Non-blocking send (Go `chansend` with `block == false`).
+    pub(crate) fn try_send(
+        &mut self,
+        v: T,
+        cap: usize,
+        me: Option<&Arc<Op>>,
+    ) -> Result<(), TrySendError<T>> {
+        if self.receivers == 0 {
+            return Err(TrySendError::Disconnected(v));
+        }
+        if let Some(r) = Self::claim(&mut self.recvq, me) {
+            self.complete(r, Pending::Recv(Some(v)));
+            self.notify();
+            return Ok(());
+        }
+        if self.buf.len() + self.reserved < cap {
+            self.buf.push_back(v);
+            self.notify();
+            return Ok(());
+        }
+        Err(TrySendError::Full(v))
+    }
+
+    /// Non-blocking receive (Go `chanrecv` with `block == false`).
+    pub(crate) fn try_recv(&mut self, me: Option<&Arc<Op>>) -> RecvTry<T> {
+        if let Some(v) = self.buf.pop_front() {
+            // Refill from the oldest waiting sender (FIFO, as Go does).
+            if let Some(s) = Self::claim(&mut self.sendq, me) {
+                match s.value {
+                    Some(_) => {
+                        let mut s = s;
+                        let sv = s.value.take().expect("value");
+                        self.buf.push_back(sv);
+                        self.complete(s, Pending::SendDone);
+                    }
+                    None => {
+                        self.reserved += 1;
+                        self.complete(s, Pending::SendBuffer);
+                    }
+                }
+            }
+            self.notify();
+            return RecvTry::Got(v);
+        }
+        if let Some(mut s) = Self::claim(&mut self.sendq, me) {
+            self.notify();
+            return match s.value.take() {
+                Some(v) => {
+                    self.complete(s, Pending::SendDone);
+                    RecvTry::Got(v)
+                }
+                None => RecvTry::Valueless(s),
+            };
+        }
+        if self.disconnected() {
+            RecvTry::Disconnected
+        } else {
+            RecvTry::Empty
+        }
+    }
+
+    /// Pairs receiver `me` (its op already claimed) with a select sender
+    /// that has no value yet: the sender learns of `me` through `SendTo`.
+    pub(crate) fn pair(&mut self, sender: Entry<T>, me: Entry<T>) {
+        self.complete(sender, Pending::SendTo(me));
+    }
+
+    pub(crate) fn remove_op(&mut self, op: &Arc<Op>) {
+        self.sendq.retain(|e| !Arc::ptr_eq(&e.op, op));
+        self.recvq.retain(|e| !Arc::ptr_eq(&e.op, op));
+        self.watchers.retain(|w| !Arc::ptr_eq(w, op));
+    }
+
+    /// Last sender gone (Go `closechan`): release every receiver.
+    fn disconnect_senders(&mut self) {
+        while let Some(r) = Self::claim(&mut self.recvq, None) {
+            self.complete(r, Pending::Recv(None));
+        }
+        self.notify();
+    }
+
+    /// Last receiver gone: fail every waiting sender.
+    fn disconnect_receivers(&mut self) {
+        while let Some(mut s) = Self::claim(&mut self.sendq, None) {
+            let v = s.value.take();
+            self.complete(s, Pending::SendFailed(v));
+        }
+        self.notify();
+    }
+}
+
+impl<T> Chan<T> {
+    fn new(cap: usize, unbounded: bool, senders: usize, never: bool) -> Arc<Chan<T>> {
+        Arc::new(Chan {
+            cap,
+            unbounded,
+            state: Mutex::new(State {
+                buf: VecDeque::new(),
+                reserved: 0,
+                sendq: VecDeque::new(),
+                recvq: VecDeque::new(),
+                pending: Vec::new(),
+                watchers: Vec::new(),
+                senders,
+                receivers: 1,
+                never,
+            }),
+        })
+    }
+
+    /// Waits for `op` (owned by a receiver) and takes its `Recv` result.
+    pub(crate) fn wait_recv(&self, op: &Arc<Op>) -> Result<T, RecvError> {
+        loop {
+            op.wait(None);
+            let mut st = self.state.lock();
+            match st.take_pending(op.id) {
+                Some(Pending::Recv(Some(v))) => return Ok(v),
+                Some(Pending::Recv(None)) => return Err(RecvError),
+                Some(_) => unreachable!("gort: chan: send result for a receive"),
+                None => {} // done not yet visible with its result: retry
+            }
+        }
+    }
+
+    fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let op;
+        {
+            let mut st = self.state.lock();
+            match st.try_send(v, self.cap, None) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Disconnected(v)) => {
+                    return Err(SendTimeoutError::Disconnected(v));
+                }
+                Err(TrySendError::Full(v)) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(SendTimeoutError::Timeout(v));
+                    }
+                    op = Op::new(NONE);
+                    st.sendq.push_back(Entry {
+                        op: op.clone(),
+                        case: 0,
+                        value: Some(v),
+                    });
+                    st.notify();
+                }
+            }
+        }
+        loop {
+            let done = op.wait(deadline);
+            let mut st = self.state.lock();
+            if !done && op.claim(ABORT) {
+                // Under the lock, so no claimer holds our entry: take it back.
+                let i = st.sendq.iter().position(|e| Arc::ptr_eq(&e.op, &op));
+                let e = st.sendq.remove(i.expect("own entry")).expect("own entry");
+                return Err(SendTimeoutError::Timeout(e.value.expect("value")));
+            }
+            match st.take_pending(op.id) {
+                Some(Pending::SendDone) => return Ok(()),
+                Some(Pending::SendFailed(v)) => {
+                    return Err(SendTimeoutError::Disconnected(v.expect("value")));
+                }
+                Some(_) => unreachable!("gort: chan: bad send result"),
+                None => {
+                    drop(st);
+                    op.wait(None);
+                }
+            }
+        }
+    }
+
+    fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let op;
+        {
+            let mut st = self.state.lock();
+            match st.try_recv(None) {
+                RecvTry::Got(v) => return Ok(v),
+                RecvTry::Disconnected => return Err(RecvTimeoutError::Disconnected),
+                RecvTry::Valueless(s) => {
+                    let me = Op::new(0); // committed: cannot time out
+                    st.pair(
+                        s,
+                        Entry {
+                            op: me.clone(),
+                            case: 0,
+                            value: None,
+                        },
+                    );
+                    drop(st);
+                    return self
+                        .wait_recv(&me)
+                        .map_err(|_| RecvTimeoutError::Disconnected);
+                }
+                RecvTry::Empty => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(RecvTimeoutError::Timeout);
+                    }
+                    op = Op::new(NONE);
+                    st.recvq.push_back(Entry {
+                        op: op.clone(),
+                        case: 0,
+                        value: None,
+                    });
+                    st.notify();
+                }
+            }
+        }
+        let done = op.wait(deadline);
+        if !done {
+            let mut st = self.state.lock();
+            if op.claim(ABORT) {
+                st.remove_op(&op);
+                return Err(RecvTimeoutError::Timeout);
+            }
+        }
+        self.wait_recv(&op)
+            .map_err(|_| RecvTimeoutError::Disconnected)
+    }
+}
+
+/// Creates a channel of capacity `cap` (Go: `make(chan T, cap)`). With
+/// `cap == 0` it is unbuffered: a send completes only when a receiver takes
+/// the value.
+///
+/// ```
+/// gort_runtime::run(|| {
+///     let (s, r) = gort_runtime::chan::bounded(0);
+///     gort_runtime::go(move || s.send(7).unwrap());
+///     assert_eq!(r.recv(), Ok(7));
+/// });
+/// ```
+pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    let c = Chan::new(cap, false, 1, false);
+    (Sender { chan: c.clone() }, Receiver { chan: c })
+}
+
+/// Creates a channel of unbounded capacity: sends never block.
+///
+/// ```
+/// let (s, r) = gort_runtime::chan::unbounded();
+/// s.send(1).unwrap();
+/// assert_eq!(r.try_recv(), Ok(1));
+/// ```
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    let c = Chan::new(usize::MAX, true, 1, false);
+    (Sender { chan: c.clone() }, Receiver { chan: c })
+}
+
+/// A receiver that never delivers a message and is never disconnected
+/// (Go: receiving from a nil channel blocks forever).
+///
+/// ```
+/// let r = gort_runtime::chan::never::<i32>();
+/// assert!(r.try_recv().is_err());
+/// ```
+pub fn never<T>() -> Receiver<T> {
+    Receiver {
+        chan: Chan::new(0, false, 0, true),
+    }
+}
+
+/// The sending side of a channel. Clone it for more senders; dropping the
+/// last one disconnects (closes) the channel.
+pub struct Sender<T> {
+    pub(crate) chan: Arc<Chan<T>>,
+}
+
+/// The receiving side of a channel. Clone it for more receivers; dropping
+/// the last one makes sends fail.
+pub struct Receiver<T> {
+    pub(crate) chan: Arc<Chan<T>>,
+}
+
+impl<T> std::fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad("Sender { .. }")
+    }
+}
+
+impl<T> std::fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad("Receiver { .. }")
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.state.lock().senders += 1;
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.state.lock().receivers += 1;
+        Receiver {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let mut st = self.chan.state.lock();
+        st.senders -= 1;
+        if st.senders == 0 {
+            st.disconnect_senders();
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let mut st = self.chan.state.lock();
+        st.receivers -= 1;
+        if st.receivers == 0 {
+            st.disconnect_receivers();
+        }
+    }
+}
+
+macro_rules! common_methods {
+    () => {
+        /// The number of buffered messages.
+        pub fn len(&self) -> usize {
+            self.chan.state.lock().buf.len()
+        }
+
+        /// Whether no message is buffered.
+        pub fn is_empty(&self) -> bool {
+            self.chan.state.lock().buf.is_empty()
+        }
+
+        /// Whether the buffer is full (always true for a zero-capacity
+        /// channel; never for an unbounded one).
+        pub fn is_full(&self) -> bool {
+            if self.chan.unbounded {
+                return false;
+            }
+            let st = self.chan.state.lock();
+            st.buf.len() + st.reserved >= self.chan.cap
+        }
+
+        /// The capacity; `None` when unbounded.
+        pub fn capacity(&self) -> Option<usize> {
+            (!self.chan.unbounded).then_some(self.chan.cap)
+        }
+
+        /// Whether `other`'s channel is this one's.
+        pub fn same_channel(&self, other: &Self) -> bool {
+            Arc::ptr_eq(&self.chan, &other.chan)
+        }
+    };
+}
+
+impl<T> Sender<T> {
+    /// Sends `msg`, blocking while the channel is full (for capacity 0:
+    /// until a receiver takes it). Fails, returning the message, when every
+    /// receiver is gone.
+    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        self.chan.send(msg, None).map_err(|e| match e {
+            SendTimeoutError::Disconnected(v) | SendTimeoutError::Timeout(v) => SendError(v),
+        })
+    }
+
+    /// Sends without blocking (Go: `select` with a `default` case).
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        self.chan.state.lock().try_send(msg, self.chan.cap, None)
+    }
+
+    /// Sends, waiting at most `timeout`.
+    pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.send_deadline(msg, Instant::now() + timeout)
+    }
+
+    /// Sends, waiting until `deadline` at most.
+    pub fn send_deadline(&self, msg: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send(msg, Some(deadline))
+    }
+
+    common_methods!();
+}
+
+impl<T> Receiver<T> {
+    /// Receives, blocking while the channel is empty; after the last
+    /// sender is dropped, drains the buffer and then returns `RecvError`.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.recv(None).map_err(|_| RecvError)
+    }
+
+    /// Receives without blocking.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut st = self.chan.state.lock();
+        match st.try_recv(None) {
+            RecvTry::Got(v) => Ok(v),
+            RecvTry::Empty => Err(TryRecvError::Empty),
+            RecvTry::Disconnected => Err(TryRecvError::Disconnected),
+            RecvTry::Valueless(s) => {
+                // A committed select sender: it supplies the value shortly.
+                let me = Op::new(0);
+                st.pair(
+                    s,
+                    Entry {
+                        op: me.clone(),
+                        case: 0,
+                        value: None,
+                    },
+                );
+                drop(st);
+                self.chan
+                    .wait_recv(&me)
+                    .map_err(|_| TryRecvError::Disconnected)
+            }
+        }
+    }
+
+    /// Receives, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_deadline(Instant::now() + timeout)
+    }
+
+    /// Receives, waiting until `deadline` at most.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.chan.recv(Some(deadline))
+    }
+
+    /// A blocking iterator: ends when the channel is disconnected and drained.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { r: self }
+    }
+
+    /// A non-blocking iterator over the messages available now.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { r: self }
+    }
+
+    common_methods!();
+}
+
+/// Blocking iterator over a [`Receiver`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    r: &'a Receiver<T>,
+}
+
+/// Non-blocking iterator over a [`Receiver`].
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    r: &'a Receiver<T>,
+}
+
+/// Owning blocking iterator over a [`Receiver`].
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    r: Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.r.recv().ok()
+    }
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.r.try_recv().ok()
+    }
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.r.recv().ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { r: self }
+    }
+}

@@ -1,0 +1,417 @@
+//! Channels with Go's semantics and crossbeam-channel 0.5's API shape
+//! (Go: `runtime/chan.go`, `runtime/select.go`). Full notes:
+//! `docs/design/chan.md`.
+//!
+//! # Concepts
+//!
+//! - A channel (`Chan`, Go `hchan`) is one `parking_lot::Mutex<State>`
+//!   (never held across a park): a `VecDeque` buffer, FIFO queues of
+//!   waiting senders and receivers (`Entry`, Go `sudog`), the sender and
+//!   receiver counts, and `pending`: results handed to waiters, keyed by
+//!   their op id.
+//! - An `Op` is one blocking operation (a plain send/recv, or a whole
+//!   select): a `selected` word (`NONE` → the index of the case that fired,
+//!   or `ABORT` on timeout), a `done` flag and the `Waiter` to wake.
+//!
+//! # Algorithm
+//!
+//! 1. Send: under the lock, if a live receiver waits, claim it (CAS its
+//!    `selected`) and hand the value over directly (rendezvous, also for
+//!    capacity 0); else push to the buffer if there is room; else enqueue an
+//!    entry holding the value and park until `done`.
+//! 2. Receive: pop the buffer (and refill it from the oldest waiting sender,
+//!    as Go does), else take the value of the oldest waiting sender, else
+//!    report disconnection, else enqueue and park.
+//! 3. Disconnect: the last `Sender` dropped completes every waiting receiver
+//!    with "disconnected" (they drain the buffer first); the last
+//!    `Receiver` dropped fails every waiting sender, returning its value.
+//! 4. Select (Go `selectgo`): poll the cases in a uniformly random order and
+//!    take the first ready one (so the choice is uniform among the ready);
+//!    else register an entry on every channel (all sharing one `Op`), park,
+//!    and deregister. The first channel to CAS the op's `selected` wins.
+//!    While registering, a case that turns ready first claims its own op;
+//!    if the counterpart vanished meanwhile the select restarts.
+//! 5. crossbeam's API supplies a selected send's value after selection, so a
+//!    select send entry holds no value. A receiver that claims one hands it
+//!    a `SendTo(receiver entry)`; the sender's `SelectedOperation::send`
+//!    completes the receiver. A buffered one gets a reserved slot instead.
+//!
+//! # Race protocol
+//!
+//! Entries are claimed (CAS on `selected`) and completed (result pushed to
+//! `pending`, then `done` released, then the waiter woken) under the lock of
+//! the channel holding the entry. An owner never reads a result before
+//! `done`; wake-ups may be spurious, so every wait loops on `done`.
+//! A plain op times out by CASing `ABORT` under its channel's lock and
+//! removing its entry in the same critical section, so a value is never
+//! lost.
+#![forbid(unsafe_code)]
+
+#[allow(clippy::module_inception)]
+mod chan;
+mod select;
+
+pub use chan::{IntoIter, Iter, Receiver, Sender, TryIter, bounded, never, unbounded};
+pub use select::{Select, SelectedOperation};
+
+use std::fmt;
+
+/// The channel is disconnected: the message comes back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct SendError<T>(pub T);
+
+/// Why a `try_send` failed.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<T> {
+    /// The buffer is full (or no receiver waits on a zero-capacity channel).
+    Full(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+/// Why a `send_timeout` failed.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum SendTimeoutError<T> {
+    /// The deadline passed.
+    Timeout(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+/// The channel is empty and disconnected.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct RecvError;
+
+/// Why a `try_recv` failed.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub enum TryRecvError {
+    /// Nothing to receive now.
+    Empty,
+    /// Empty and every sender is gone.
+    Disconnected,
+}
+
+/// Why a `recv_timeout` failed.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub enum RecvTimeoutError {
+    /// The deadline passed.
+    Timeout,
+    /// Empty and every sender is gone.
+    Disconnected,
+}
+
+/// No case was ready for `try_select`.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct TrySelectError;
+
+/// No case became ready before the deadline.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct SelectTimeoutError;
+
+/// No case was ready for `try_ready`.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct TryReadyError;
+
+/// No case became ready before the deadline.
+#[derive(PartialEq, Eq, Clone, Copy, Debug)]
+pub struct ReadyTimeoutError;
+
+impl<T> SendError<T> {
+    /// The message that could not be sent.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> TrySendError<T> {
+    /// The message that could not be sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(v) | TrySendError::Disconnected(v) => v,
+        }
+    }
+    /// Whether the channel was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, TrySendError::Full(_))
+    }
+    /// Whether the channel was disconnected.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, TrySendError::Disconnected(_))
+    }
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The message that could not be sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(v) | SendTimeoutError::Disconnected(v) => v,
+        }
+    }
+    /// Whether the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, SendTimeoutError::Timeout(_))
+    }
+    /// Whether the channel was disconnected.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, SendTimeoutError::Disconnected(_))
+    }
+}
+
+impl TryRecvError {
+    /// Whether nothing was available.
+    pub fn is_empty(&self) -> bool {
+        *self == TryRecvError::Empty
+    }
+    /// Whether the channel was disconnected.
+    pub fn is_disconnected(&self) -> bool {
+        *self == TryRecvError::Disconnected
+    }
+}
+
+impl RecvTimeoutError {
+    /// Whether the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        *self == RecvTimeoutError::Timeout
+    }
+    /// Whether the channel was disconnected.
+    pub fn is_disconnected(&self) -> bool {
+        *self == RecvTimeoutError::Disconnected
+    }
+}
+
+impl<T> From<SendError<T>> for TrySendError<T> {
+    fn from(e: SendError<T>) -> Self {
+        TrySendError::Disconnected(e.0)
+    }
+}
+
+impl<T> From<SendError<T>> for SendTimeoutError<T> {
+    fn from(e: SendError<T>) -> Self {
+        SendTimeoutError::Disconnected(e.0)
+    }
+}
+
+impl From<RecvError> for TryRecvError {
+    fn from(_: RecvError) -> Self {
+        TryRecvError::Disconnected
+    }
+}
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(_: RecvError) -> Self {
+        RecvTimeoutError::Disconnected
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("SendError { .. }")
+    }
+}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.pad("Full(..)"),
+            TrySendError::Disconnected(_) => f.pad("Disconnected(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.pad("Timeout(..)"),
+            SendTimeoutError::Disconnected(_) => f.pad("Disconnected(..)"),
+        }
+    }
+}
+
+macro_rules! display {
+    ($($t:ty => $s:expr),* $(,)?) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad($s)
+            }
+        }
+        impl std::error::Error for $t {}
+    )*};
+}
+
+display! {
+    RecvError => "receiving on an empty and disconnected channel",
+    TrySelectError => "all operations in select would block",
+    SelectTimeoutError => "timed out waiting on select",
+    TryReadyError => "all operations in select would block",
+    ReadyTimeoutError => "timed out waiting on ready",
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            TryRecvError::Empty => "receiving on an empty channel",
+            TryRecvError::Disconnected => "receiving on an empty and disconnected channel",
+        })
+    }
+}
+impl std::error::Error for TryRecvError {}
+
+impl fmt::Display for RecvTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            RecvTimeoutError::Timeout => "timed out waiting on receive operation",
+            RecvTimeoutError::Disconnected => "channel is empty and disconnected",
+        })
+    }
+}
+impl std::error::Error for RecvTimeoutError {}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("sending on a disconnected channel")
+    }
+}
+impl<T> std::error::Error for SendError<T> {}
+
+impl<T> fmt::Display for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            TrySendError::Full(_) => "sending on a full channel",
+            TrySendError::Disconnected(_) => "sending on a disconnected channel",
+        })
+    }
+}
+impl<T> std::error::Error for TrySendError<T> {}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            SendTimeoutError::Timeout(_) => "timed out waiting on send operation",
+            SendTimeoutError::Disconnected(_) => "sending on a disconnected channel",
+        })
+    }
+}
+impl<T> std::error::Error for SendTimeoutError<T> {}
+
+/// Go's `select` statement, in crossbeam-channel's syntax: `recv(r) -> msg
+/// => body`, `send(s, v) -> res => body`, and at most one `default =>
+/// body` (never blocks) or `default(timeout) => body`. Among the ready
+/// cases one is chosen uniformly at random. Up to 32 cases.
+///
+/// ```
+/// use gort_runtime::chan::{bounded, select};
+/// let (s, r) = bounded::<i32>(1);
+/// let got = select! {
+///     recv(r) -> msg => msg.ok(),
+///     default => None,
+/// };
+/// assert_eq!(got, None);
+/// select! {
+///     send(s, 5) -> res => res.unwrap(),
+/// }
+/// assert_eq!(r.recv(), Ok(5));
+/// ```
+#[macro_export]
+macro_rules! select {
+    ($($t:tt)*) => {
+        $crate::__gort_select!(@parse () () (
+            __c0 __c1 __c2 __c3 __c4 __c5 __c6 __c7 __c8 __c9 __c10 __c11 __c12 __c13
+            __c14 __c15 __c16 __c17 __c18 __c19 __c20 __c21 __c22 __c23 __c24 __c25
+            __c26 __c27 __c28 __c29 __c30 __c31
+        ) $($t)*)
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __gort_select {
+    // ---- parsing: (cases) (default) (free identifiers) tokens ----
+    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
+        recv($r:expr) -> $p:pat => $b:block $(,)? $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)* [recv $id ($r) $p, $b]) ($($d)*) ($($ids)*) $($rest)*)
+    };
+    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
+        recv($r:expr) -> $p:pat => $b:expr, $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)* [recv $id ($r) $p, ($b)]) ($($d)*) ($($ids)*) $($rest)*)
+    };
+    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
+        recv($r:expr) -> $p:pat => $b:expr) => {
+        $crate::__gort_select!(@parse ($($c)* [recv $id ($r) $p, ($b)]) ($($d)*) ($($ids)*))
+    };
+    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
+        send($s:expr, $v:expr) -> $p:pat => $b:block $(,)? $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)* [send $id ($s, $v) $p, $b]) ($($d)*) ($($ids)*) $($rest)*)
+    };
+    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
+        send($s:expr, $v:expr) -> $p:pat => $b:expr, $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)* [send $id ($s, $v) $p, ($b)]) ($($d)*) ($($ids)*) $($rest)*)
+    };
+    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
+        send($s:expr, $v:expr) -> $p:pat => $b:expr) => {
+        $crate::__gort_select!(@parse ($($c)* [send $id ($s, $v) $p, ($b)]) ($($d)*) ($($ids)*))
+    };
+    (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:block $(,)? $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)*) (now $b) ($($ids)*) $($rest)*)
+    };
+    (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:expr, $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)*) (now ($b)) ($($ids)*) $($rest)*)
+    };
+    (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:expr) => {
+        $crate::__gort_select!(@parse ($($c)*) (now ($b)) ($($ids)*))
+    };
+    (@parse ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:block $(,)? $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)*) (timeout ($t) $b) ($($ids)*) $($rest)*)
+    };
+    (@parse ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:expr, $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)*) (timeout ($t) ($b)) ($($ids)*) $($rest)*)
+    };
+    (@parse ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:expr) => {
+        $crate::__gort_select!(@parse ($($c)*) (timeout ($t) ($b)) ($($ids)*))
+    };
+    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*)) => {
+        $crate::__gort_select!(@emit ($($c)*) ($($d)*))
+    };
+    // ---- emitting ----
+    (@emit ($([$kind:ident $id:ident ($($args:tt)*) $p:pat, $b:tt])*) ($($d:tt)*)) => {{
+        let mut __sel = $crate::chan::Select::new();
+        $( $crate::__gort_select!(@add __sel $kind $id ($($args)*)); )*
+        let __oper = $crate::__gort_select!(@run __sel $($d)*);
+        match __oper {
+            ::core::option::Option::None => $crate::__gort_select!(@default $($d)*),
+            ::core::option::Option::Some(__oper) => {
+                let __i = __oper.index();
+                $( if __i == $id.1 {
+                    $crate::__gort_select!(@complete __oper $kind $id ($($args)*) $p, $b)
+                } else )* {
+                    ::core::unreachable!()
+                }
+            }
+        }
+    }};
+    (@add $sel:ident recv $id:ident ($r:expr)) => {
+        let $id = &$r;
+        let $id = ($id, $sel.recv($id));
+    };
+    (@add $sel:ident send $id:ident ($s:expr, $v:expr)) => {
+        let $id = &$s;
+        let $id = ($id, $sel.send($id));
+    };
+    (@run $sel:ident) => { ::core::option::Option::Some($sel.select()) };
+    (@run $sel:ident now $b:tt) => { $sel.try_select().ok() };
+    (@run $sel:ident timeout ($t:expr) $b:tt) => { $sel.select_timeout($t).ok() };
+    (@default) => { ::core::unreachable!() };
+    (@default now $b:tt) => { $b };
+    (@default timeout ($t:expr) $b:tt) => { $b };
+    (@complete $oper:ident recv $id:ident ($r:expr) $p:pat, $b:tt) => {
+        match $oper.recv($id.0) {
+            $p => $b,
+        }
+    };
+    (@complete $oper:ident send $id:ident ($s:expr, $v:expr) $p:pat, $b:tt) => {
+        match $oper.send($id.0, $v) {
+            $p => $b,
+        }
+    };
+}
+
+pub use crate::select;
