@@ -5,7 +5,7 @@ mod common;
 use common::{Rng, rt, seed, watchdog};
 use gort::chan::{
     Receiver, RecvError, RecvTimeoutError, Select, SendTimeoutError, Sender, TryRecvError,
-    TrySendError, bounded, never, select, unbounded,
+    TrySendError, after, bounded, never, select, tick, unbounded,
 };
 use gort::sync::WaitGroup;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -229,7 +229,7 @@ fn select7_discarding_recv() {
             let n = never::<i32>();
             select! {
                 recv(n) -> _ => panic!("never fired"),
-                recv(r) -> _ => {}
+                recv(&r) -> _ => {}
             }
             gort::go(move || s.send(1).unwrap());
             let _ = r.recv();
@@ -616,6 +616,48 @@ fn timeouts() {
         };
         check(); // plain threads
         rt(2).run(check); // goroutines
+    });
+}
+
+// ---- timer channels (Go: time.After, time.Tick) and blocking ready ----
+
+#[test]
+fn timers_and_ready() {
+    watchdog("timers_and_ready", 30, || {
+        let check = || {
+            let t = Instant::now();
+            let a = after(Duration::from_millis(10));
+            let (_s, r) = bounded::<i32>(0);
+            let fired = select! {
+                recv(r) -> _ => false,
+                recv(a) -> at => at.is_ok(),
+            };
+            assert!(fired && t.elapsed() >= Duration::from_millis(10));
+            // A fired timer channel never reports disconnection.
+            assert_eq!(a.try_recv(), Err(TryRecvError::Empty));
+            let tk = tick(Duration::from_millis(2));
+            for _ in 0..3 {
+                tk.recv().unwrap();
+            }
+            drop(tk);
+            // Blocking ready: woken by a send from elsewhere.
+            let (s, r) = bounded::<i32>(0);
+            let (s2, r2) = bounded::<i32>(1);
+            let h = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(5));
+                s2.send(1).unwrap();
+            });
+            let mut sel = Select::new();
+            let _a = sel.recv(&r);
+            let b = sel.recv(&r2);
+            assert_eq!(sel.ready(), b);
+            assert_eq!(r2.recv(), Ok(1));
+            h.join().unwrap();
+            drop(s);
+        };
+        check();
+        rt(2).run(check);
+        rt(1).run(check);
     });
 }
 

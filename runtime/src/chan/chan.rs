@@ -300,7 +300,7 @@ impl<T> State<T> {
 }
 
 impl<T> Chan<T> {
-    fn new(cap: usize, unbounded: bool, senders: usize, never: bool) -> Arc<Chan<T>> {
+    pub(crate) fn new(cap: usize, unbounded: bool, senders: usize, never: bool) -> Arc<Chan<T>> {
         Arc::new(Chan {
             cap,
             unbounded,
@@ -514,7 +514,7 @@ impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let mut st = self.chan.state.lock();
         st.senders -= 1;
-        if st.senders == 0 {
+        if st.senders == 0 && !st.never {
             st.disconnect_senders();
         }
     }

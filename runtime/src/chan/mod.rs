@@ -50,9 +50,11 @@
 #[allow(clippy::module_inception)]
 mod chan;
 mod select;
+mod timer;
 
 pub use chan::{IntoIter, Iter, Receiver, Sender, TryIter, bounded, never, unbounded};
 pub use select::{Select, SelectedOperation};
+pub use timer::{after, at, tick};
 
 use std::fmt;
 
@@ -389,11 +391,11 @@ macro_rules! __gort_select {
         }
     }};
     (@add $sel:ident recv $id:ident ($r:expr)) => {
-        let $id = &$r;
+        let $id: &$crate::chan::Receiver<_> = &$r;
         let $id = ($id, $sel.recv($id));
     };
     (@add $sel:ident send $id:ident ($s:expr, $v:expr)) => {
-        let $id = &$s;
+        let $id: &$crate::chan::Sender<_> = &$s;
         let $id = ($id, $sel.send($id));
     };
     (@run $sel:ident) => { ::core::option::Option::Some($sel.select()) };

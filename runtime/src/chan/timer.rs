@@ -1,0 +1,67 @@
+//! Timer channels: [`after`], [`at`] and [`tick`] (Go's `time.After`,
+//! `time.Tick`). A helper goroutine (or, outside a runtime, a thread)
+//! sleeps on the runtime timer and sends the time; the channel is made like
+//! [`never`](super::never)'s, so it never reports disconnection once the
+//! helper is done (Go's timer channels are never closed).
+#![forbid(unsafe_code)]
+
+use super::chan::Chan;
+use super::{Receiver, Sender, TrySendError};
+use std::time::{Duration, Instant};
+
+fn timer_chan() -> (Sender<Instant>, Receiver<Instant>) {
+    let c = Chan::new(1, false, 1, true);
+    (Sender { chan: c.clone() }, Receiver { chan: c })
+}
+
+fn spawn_helper(f: impl FnOnce() + Send + 'static) {
+    if crate::runtime::is_running() {
+        drop(crate::spawn::go(f));
+    } else {
+        std::thread::spawn(f);
+    }
+}
+
+/// A receiver that delivers the current time once, after `duration`.
+///
+/// ```
+/// use std::time::Duration;
+/// let r = gort_runtime::chan::after(Duration::from_millis(1));
+/// assert!(r.recv().is_ok());
+/// ```
+pub fn after(duration: Duration) -> Receiver<Instant> {
+    at(Instant::now() + duration)
+}
+
+/// A receiver that delivers the current time once, at `when`.
+pub fn at(when: Instant) -> Receiver<Instant> {
+    let (s, r) = timer_chan();
+    spawn_helper(move || {
+        crate::time::sleep_until(when);
+        let _ = s.try_send(Instant::now());
+    });
+    r
+}
+
+/// A receiver that delivers the current time every `duration` (a tick is
+/// dropped if the previous one was not received yet, as with Go's
+/// `time.Ticker`). The helper stops once every receiver is dropped.
+///
+/// # Panics
+///
+/// If `duration` is zero.
+pub fn tick(duration: Duration) -> Receiver<Instant> {
+    assert!(!duration.is_zero(), "gort: chan: tick with a zero duration");
+    let (s, r) = timer_chan();
+    spawn_helper(move || {
+        let mut next = Instant::now() + duration;
+        loop {
+            crate::time::sleep_until(next);
+            if let Err(TrySendError::Disconnected(_)) = s.try_send(Instant::now()) {
+                return;
+            }
+            next += duration;
+        }
+    });
+    r
+}
