@@ -184,7 +184,9 @@ fn select3_semantics() {
             assert_eq!(r.try_recv(), Err(TryRecvError::Disconnected));
             // Send on a channel whose receivers are gone fails (with the value).
             let (s, r) = bounded::<i32>(0);
+            assert!(!s.is_disconnected() && !r.is_disconnected());
             drop(r);
+            assert!(s.is_disconnected());
             assert_eq!(s.send(5).unwrap_err().0, 5);
             let res = select! { send(s, 6) -> res => res.map_err(|e| e.0), default => Ok(()) };
             assert_eq!(res, Err(6));
@@ -458,6 +460,17 @@ fn select_fairness() {
             }
             let frac = hits[0] as f64 / TRIALS as f64;
             assert!((0.4..=0.6).contains(&frac), "unfair ready: {hits:?}");
+            // A removed case is never chosen.
+            let mut sel = Select::new();
+            let a = sel.recv(&r1);
+            let b = sel.recv(&r2);
+            sel.remove(a);
+            for _ in 0..100 {
+                assert_eq!(sel.try_ready(), Ok(b));
+            }
+            let op = sel.select();
+            assert_eq!(op.index(), b);
+            assert_eq!(op.recv(&r2), Ok(2));
         });
     });
 }
@@ -658,6 +671,57 @@ fn timers_and_ready() {
         check();
         rt(2).run(check);
         rt(1).run(check);
+    });
+}
+
+// ---- timeouts racing completions: no value lost or duplicated ----
+
+#[test]
+fn stress_timeouts() {
+    watchdog("stress_timeouts", 60, || {
+        let seed = seed();
+        for procs in [1, 2, 16] {
+            rt(procs).run(move || {
+                let (s, r) = bounded::<u64>(0);
+                let sent = Arc::new(Mutex::new(Vec::new()));
+                let got = Arc::new(Mutex::new(Vec::new()));
+                let wg = Arc::new(WaitGroup::new());
+                for g in 0..8u64 {
+                    let (s, r) = (s.clone(), r.clone());
+                    let (sent, got, wg) = (sent.clone(), got.clone(), wg.clone());
+                    let mut rng = Rng(seed ^ ((g + 1) * 0x9e37_79b9));
+                    wg.add(1);
+                    gort::go(move || {
+                        for i in 0..300 {
+                            let t = Duration::from_micros(rng.below(200));
+                            if g % 2 == 0 {
+                                let v = g * 1000 + i;
+                                match s.send_timeout(v, t) {
+                                    Ok(()) => sent.lock().unwrap().push(v),
+                                    Err(e) => assert_eq!(e.into_inner(), v),
+                                }
+                            } else if rng.below(2) == 0 {
+                                if let Ok(v) = r.recv_timeout(t) {
+                                    got.lock().unwrap().push(v);
+                                }
+                            } else {
+                                select! {
+                                    recv(r) -> v => got.lock().unwrap().push(v.unwrap()),
+                                    default(t) => {}
+                                }
+                            }
+                        }
+                        wg.done();
+                    });
+                }
+                wg.wait();
+                let mut a = sent.lock().unwrap().clone();
+                let mut b = got.lock().unwrap().clone();
+                a.sort_unstable();
+                b.sort_unstable();
+                assert_eq!(a, b);
+            });
+        }
     });
 }
 

@@ -557,6 +557,13 @@ macro_rules! common_methods {
             (!self.chan.unbounded).then_some(self.chan.cap)
         }
 
+        /// Whether the other side is gone (every receiver, for a
+        /// `Sender`; every sender, for a `Receiver`).
+        pub fn is_disconnected(&self) -> bool {
+            let st = self.chan.state.lock();
+            st.receivers == 0 || st.disconnected()
+        }
+
         /// Whether `other`'s channel is this one's.
         pub fn same_channel(&self, other: &Self) -> bool {
             Arc::ptr_eq(&self.chan, &other.chan)

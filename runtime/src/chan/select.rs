@@ -196,6 +196,8 @@ impl Rng {
 /// ```
 pub struct Select<'a> {
     cases: Vec<Box<dyn Case + 'a>>,
+    /// `removed[i]`: case `i` was taken out by [`Select::remove`].
+    removed: Vec<bool>,
 }
 
 impl std::fmt::Debug for Select<'_> {
@@ -234,19 +236,44 @@ impl std::fmt::Debug for SelectedOperation<'_> {
 impl<'a> Select<'a> {
     /// An empty selection.
     pub fn new() -> Select<'a> {
-        Select { cases: Vec::new() }
+        Select {
+            cases: Vec::new(),
+            removed: Vec::new(),
+        }
     }
 
     /// Adds a send case; returns its index.
     pub fn send<T>(&mut self, s: &'a Sender<T>) -> usize {
         self.cases.push(Box::new(SendCase(&*s.chan)));
+        self.removed.push(false);
         self.cases.len() - 1
     }
 
     /// Adds a receive case; returns its index.
     pub fn recv<T>(&mut self, r: &'a Receiver<T>) -> usize {
         self.cases.push(Box::new(RecvCase(&*r.chan)));
+        self.removed.push(false);
         self.cases.len() - 1
+    }
+
+    /// Removes the case with index `index` (other indices stay valid).
+    ///
+    /// # Panics
+    ///
+    /// If there is no such case or it was already removed.
+    pub fn remove(&mut self, index: usize) {
+        assert!(
+            index < self.cases.len() && !self.removed[index],
+            "gort: chan: no case with index {index}"
+        );
+        self.removed[index] = true;
+    }
+
+    /// The live cases in a uniformly random order (Go's `pollorder`).
+    fn order(&self, rng: &mut Rng) -> Vec<usize> {
+        let mut v = rng.perm(self.cases.len());
+        v.retain(|&i| !self.removed[i]);
+        v
     }
 
     /// Blocks until a case is ready and selects it (no cases: blocks
@@ -292,7 +319,7 @@ impl<'a> Select<'a> {
     fn run(&mut self, block: bool, deadline: Option<Instant>) -> Option<SelectedOperation<'a>> {
         let mut rng = Rng::new();
         'restart: loop {
-            let order = rng.perm(self.cases.len());
+            let order = self.order(&mut rng);
             let op = Op::new(NONE);
             for &i in &order {
                 match self.cases[i].attempt(&op, i, false) {
@@ -346,7 +373,7 @@ impl<'a> Select<'a> {
     /// The index of a case that is ready now (random among the ready).
     pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
         let mut rng = Rng::new();
-        rng.perm(self.cases.len())
+        self.order(&mut rng)
             .into_iter()
             .find(|&i| self.cases[i].ready())
             .ok_or(TryReadyError)
@@ -371,7 +398,7 @@ impl<'a> Select<'a> {
     fn ready_until(&mut self, deadline: Option<Instant>) -> Option<usize> {
         let mut rng = Rng::new();
         loop {
-            let order = rng.perm(self.cases.len());
+            let order = self.order(&mut rng);
             if let Some(i) = order.iter().copied().find(|&i| self.cases[i].ready()) {
                 return Some(i);
             }
