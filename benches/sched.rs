@@ -424,6 +424,105 @@ fn case_parkmem(n: usize) {
     });
 }
 
+// ---------------------------------------------------- channels (issue 5)
+
+/// Go's `cmd/pingpong -mode chan`: two goroutines bounce an int over two
+/// unbuffered channels; ns per round trip.
+fn chan_round_trips(n: u64) -> f64 {
+    let (ping_tx, ping_rx) = gort::chan::bounded::<u64>(0);
+    let (pong_tx, pong_rx) = gort::chan::bounded::<u64>(0);
+    let echo = gort::go(move || {
+        for v in ping_rx {
+            if pong_tx.send(v + 1).is_err() {
+                break;
+            }
+        }
+    });
+    let t0 = Instant::now();
+    let mut v = 0;
+    for _ in 0..n {
+        ping_tx.send(v).unwrap();
+        v = pong_rx.recv().unwrap();
+    }
+    let el = t0.elapsed().as_nanos() as f64;
+    drop(ping_tx);
+    echo.join().unwrap();
+    check(v == n, "pingpong value");
+    el / n as f64
+}
+
+fn case_chan_pingpong(procs: usize, n: u64, reps: usize) {
+    rt(procs).run(|| {
+        chan_round_trips(n / 10);
+        let xs: Vec<f64> = (0..reps).map(|_| chan_round_trips(n)).collect();
+        println!(
+            "# chan pingpong procs={procs} n={n} reps (ns/roundtrip): {}",
+            fmt_xs(&xs)
+        );
+        result(
+            &format!("pingpong_chan_ns_per_roundtrip[procs={procs}]"),
+            median(&xs),
+            "ns",
+        );
+    });
+}
+
+/// Go's `cmd/chan`: `prod` producers send `msgs` ints over one channel of
+/// capacity `cap` to `cons` consumers; messages per second.
+fn chan_throughput(msgs: u64, prod: u64, cons: u64, cap: usize) -> f64 {
+    let (tx, rx) = gort::chan::bounded::<u64>(cap);
+    let t0 = Instant::now();
+    let cs: Vec<_> = (0..cons)
+        .map(|_| {
+            let rx = rx.clone();
+            gort::go(move || rx.iter().sum::<u64>())
+        })
+        .collect();
+    drop(rx);
+    let ps: Vec<_> = (0..prod)
+        .map(|p| {
+            let tx = tx.clone();
+            gort::go(move || {
+                let mut i = p;
+                while i < msgs {
+                    tx.send(i).unwrap();
+                    i += prod;
+                }
+            })
+        })
+        .collect();
+    drop(tx);
+    for h in ps {
+        h.join().unwrap();
+    }
+    let total: u64 = cs.into_iter().map(|h| h.join().unwrap()).sum();
+    let el = t0.elapsed().as_secs_f64();
+    check(total == msgs * (msgs - 1) / 2, "chan sum");
+    msgs as f64 / el
+}
+
+fn case_chan(procs: usize, msgs: u64, reps: usize) {
+    rt(procs).run(|| {
+        for cap in [1024usize, 0] {
+            for (p, c) in [(1u64, 1u64), (4, 4)] {
+                chan_throughput(msgs / 10, p, c, cap);
+                let xs: Vec<f64> = (0..reps)
+                    .map(|_| chan_throughput(msgs, p, c, cap))
+                    .collect();
+                println!(
+                    "# chan cap={cap} {p}x{c} procs={procs} reps (msgs/s): {}",
+                    fmt_xs(&xs)
+                );
+                result(
+                    &format!("chan_msgs_per_s[cap={cap},prod={p},cons={c},procs={procs}]"),
+                    median(&xs),
+                    "per_s",
+                );
+            }
+        }
+    });
+}
+
 // --------------------------------------------------------------- timers
 
 /// Go's `cmd/timers`: `g` goroutines loop `sleep(period)` for `dur`; every
@@ -517,6 +616,16 @@ fn main() {
                 arg(&args, "--reps", 3),
             ),
             "parkmem" => case_parkmem(arg(&args, "--n", 1_000_000)),
+            "chan_pingpong" => case_chan_pingpong(
+                arg(&args, "--procs", 1),
+                arg(&args, "--n", 1_000_000),
+                arg(&args, "--reps", 5),
+            ),
+            "chan" => case_chan(
+                arg(&args, "--procs", 2),
+                arg(&args, "--msgs", 2_000_000),
+                arg(&args, "--reps", 5),
+            ),
             "timers" => case_timers(
                 arg(&args, "--g", 10_000),
                 arg(&args, "--dur-ms", 2000),
