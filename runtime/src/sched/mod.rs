@@ -673,14 +673,16 @@ impl Sched {
                 if let Some(g) = p.runq.steal_from(&v.q) {
                     return Some(g);
                 }
-                if last {
-                    // Go backs off ~3 µs before taking a running victim's
-                    // runnext: it is usually about to run it (a channel
-                    // hand-off takes ~50 ns), so stealing it would thrash.
-                    let t = std::time::Instant::now();
-                    while t.elapsed() < std::time::Duration::from_micros(3) {
-                        std::hint::spin_loop();
-                    }
+                if last && v.q.has_runnext() {
+                    // Go backs off before taking a running victim's runnext:
+                    // it is usually about to run it (a channel hand-off
+                    // takes ~50 ns), so stealing it would split the pair.
+                    // Like Go's `usleep(3)` this *sleeps* (nanosleep; with
+                    // the kernel's timer slack, tens of µs): the thief stays
+                    // counted as spinning, so `wakep` calls on the victim's
+                    // side return at once instead of waking Ms, and it does
+                    // not burn the CPU the pair may need.
+                    std::thread::sleep(std::time::Duration::from_micros(3));
                     if let Some(g) = v.q.steal_runnext() {
                         return Some(g);
                     }

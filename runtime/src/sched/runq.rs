@@ -201,9 +201,19 @@ impl LocalQueue {
 }
 
 impl SharedQueue {
-    /// Takes the victim's `runnext` (last steal pass only).
+    /// Takes the victim's `runnext` (last steal pass only). Reads first and
+    /// writes only if a G is there, so an idle thief does not keep pulling
+    /// the victim's cache line (Go: the `runnext` check in `runqgrab`).
     pub(crate) fn steal_runnext(&self) -> Option<GRef> {
+        if self.runnext.is_empty() {
+            return None;
+        }
         self.runnext.take()
+    }
+
+    /// Does the victim have a `runnext` G?
+    pub(crate) fn has_runnext(&self) -> bool {
+        !self.runnext.is_empty()
     }
 
     /// Is there anything to steal?
