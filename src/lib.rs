@@ -12,6 +12,7 @@
 //! assert_eq!(sum, 5050);
 //! ```
 
+pub use gort_runtime::goroutine_local;
 pub use gort_runtime::spawn::ABANDONED;
 pub use gort_runtime::{
     BuildError, Builder, JoinHandle, Runtime, Scope, ScopedJoinHandle, go, run, scope, yield_now,

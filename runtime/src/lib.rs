@@ -23,6 +23,8 @@ pub mod coro;
 mod env;
 #[doc(hidden)]
 pub mod fatal;
+#[doc(hidden)]
+pub mod glocal;
 mod loom;
 #[forbid(unsafe_code)]
 mod panic;

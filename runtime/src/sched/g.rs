@@ -70,6 +70,9 @@ pub(crate) struct G {
     pub(crate) goid: AtomicU64,
     park: ParkWord,
     exec: UnsafeCell<Exec>,
+    /// Goroutine-local values (`glocal.rs`). Owner: the goroutine running
+    /// in this G; cleared by its M when it exits.
+    pub(crate) locals: crate::glocal::Locals,
 }
 
 // SAFETY: all fields are atomics except `exec`, which is only accessed
@@ -106,6 +109,7 @@ impl GRef {
             goid: AtomicU64::new(0),
             park: ParkWord::new(),
             exec: UnsafeCell::new(Exec::default()),
+            locals: crate::glocal::Locals::default(),
         }))
     }
 
@@ -237,6 +241,11 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&G) -> R) -> Option<R> {
     // goroutine before any suspend (documented contract), so the M is still
     // inside that window.
     Some(f(unsafe { &*p }))
+}
+
+/// Runs `f` with the running goroutine's locals (see `glocal.rs`).
+pub(crate) fn with_current_locals<R>(f: impl FnOnce(&crate::glocal::Locals) -> R) -> Option<R> {
+    with_current(|g| f(&g.locals))
 }
 
 /// The running goroutine's id, or 0 on a plain thread / g0.

@@ -98,6 +98,8 @@ fn execute(sched: &Arc<Sched>, mut g: GRef, inherit: bool) {
             // it fires, a scope may return and end the task's borrows.
             let after = task.take_after();
             drop(task);
+            // Goroutine-locals die with the goroutine, on the goroutine.
+            crate::glocal::clear_current();
             if let Some(a) = after {
                 a.fire();
             }
@@ -124,6 +126,7 @@ fn execute(sched: &Arc<Sched>, mut g: GRef, inherit: bool) {
         }
         None => {
             // The goroutine returned (its joiner was told from inside it).
+            g.g().locals.clear();
             let e = g.exec();
             e.watch = None;
             let coro = e.coro.take().expect("coroutine");
