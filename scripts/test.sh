@@ -21,7 +21,7 @@ if cargo +nightly miri --version >/dev/null 2>&1; then
   export MIRIFLAGS="-Zmiri-strict-provenance"
   CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p gort-alloc --lib
   CARGO_TARGET_DIR=target/miri cargo +nightly miri test -p gort-runtime --lib -- \
-    task:: parkword runq env:: cgroup:: overflow::
+    task:: parkword runq env:: cgroup:: overflow:: glocal::
 else
   echo "== Miri skipped: no nightly toolchain with Miri here" \
        "(rustup component add --toolchain nightly miri rust-src)"

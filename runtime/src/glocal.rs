@@ -146,3 +146,36 @@ macro_rules! goroutine_local {
     };
     () => {};
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    static A: GoroutineLocal<Cell<u32>> = GoroutineLocal {
+        init: || Cell::new(1),
+    };
+    static B: GoroutineLocal<String> = GoroutineLocal {
+        init: || String::from("b"),
+    };
+
+    #[test]
+    fn nested_keys_keep_stable_references() {
+        A.with(|a| {
+            a.set(a.get() + 1);
+            // Inserting another key must not move A's value.
+            B.with(|b| assert_eq!(b, "b"));
+            a.set(a.get() + 1);
+        });
+        assert_eq!(A.with(|a| a.get()), 3);
+    }
+
+    #[test]
+    fn clear_drops_and_resets() {
+        let l = Locals::default();
+        l.get_or_init(1, || vec![1u8, 2, 3], |v| assert_eq!(v.len(), 3));
+        l.get_or_init(2, || 5u64, |v| assert_eq!(*v, 5));
+        l.clear();
+        l.get_or_init(1, || vec![9u8], |v| assert_eq!(v, &[9]));
+    }
+}
