@@ -119,6 +119,12 @@ pub(crate) struct PShared {
     /// (Relaxed; written by the owner only, summed by `num_goroutine`).
     /// Per P so spawning does not bounce a shared cache line.
     pub(crate) ngoroutine: CachePadded<AtomicI64>,
+    /// This P's timer heap (Go: `pp.timers`): goroutines on this P add
+    /// their sleeps here; any M may fire or cancel them (a leaf lock).
+    pub(crate) timers: Mutex<timer::Timers>,
+    /// Atomic: earliest deadline in this heap, ns since `Sched::epoch`,
+    /// `u64::MAX` if none. Written under `timers`, read as a hint.
+    pub(crate) timer_next: CachePadded<AtomicU64>,
 }
 
 /// A P: owned by exactly one M at a time (or by the idle list).
@@ -146,6 +152,8 @@ impl P {
             q: shared,
             status: AtomicU8::new(P_IDLE),
             ngoroutine: CachePadded::new(AtomicI64::new(0)),
+            timers: Mutex::new(timer::Timers::default()),
+            timer_next: CachePadded::new(AtomicU64::new(u64::MAX)),
         });
         let p = Box::new(P {
             id,
@@ -291,12 +299,7 @@ pub(crate) struct Sched {
     pub(crate) shutdown: AtomicBool,
     allgs: Mutex<Vec<Arc<G>>>,
     gfree: Mutex<Vec<GRef>>,
-    /// The timer heap (a leaf lock; see `timer.rs`).
-    timers: CachePadded<Mutex<timer::Timers>>,
-    /// Atomic: earliest timer deadline in ns since `epoch`, `u64::MAX` if
-    /// none. Written under `timers`; read without it as a hint.
-    timer_next: CachePadded<AtomicU64>,
-    /// Immutable after init: the origin of `timer_next`.
+    /// Immutable after init: the origin of every `PShared::timer_next`.
     epoch: std::time::Instant,
 }
 
@@ -336,8 +339,6 @@ impl Sched {
             shutdown: AtomicBool::new(false),
             allgs: Mutex::new(Vec::new()),
             gfree: Mutex::new(Vec::new()),
-            timers: CachePadded::new(Mutex::new(timer::Timers::default())),
-            timer_next: CachePadded::new(AtomicU64::new(u64::MAX)),
             epoch: std::time::Instant::now(),
         });
         {
@@ -577,33 +578,48 @@ impl Sched {
         }
     }
 
-    /// The earliest timer deadline, if any.
+    /// Every P created so far (timers may sit on idle or retired Ps).
+    fn all_ps(&self) -> impl Iterator<Item = &Arc<PShared>> {
+        self.allp.iter().map_while(|p| p.get())
+    }
+
+    /// The earliest timer deadline over all Ps, if any.
     fn next_timer(&self) -> Option<std::time::Instant> {
-        match self.timer_next.load(Ordering::Acquire) {
-            u64::MAX => None,
-            n => Some(self.epoch + std::time::Duration::from_nanos(n)),
-        }
+        let n = self
+            .all_ps()
+            .map(|p| p.timer_next.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX);
+        (n != u64::MAX).then(|| self.epoch + std::time::Duration::from_nanos(n))
     }
 
-    /// Is a timer due? One relaxed load when there are no timers.
+    fn now_nanos(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Is a timer due on any P? One load per P when there are no timers.
     pub(crate) fn timers_due(&self) -> bool {
-        let n = self.timer_next.load(Ordering::Acquire);
-        n != u64::MAX && (self.epoch.elapsed().as_nanos() as u64) >= n
+        let mut now = None;
+        self.all_ps().any(|p| {
+            let n = p.timer_next.load(Ordering::Acquire);
+            n != u64::MAX && *now.get_or_insert_with(|| self.now_nanos()) >= n
+        })
     }
 
-    fn publish_next(&self, t: &timer::Timers) {
+    fn publish_next(&self, p: &PShared, t: &timer::Timers) {
         let n = t.next().map_or(u64::MAX, |d| {
             d.saturating_duration_since(self.epoch).as_nanos() as u64
         });
-        self.timer_next.store(n, Ordering::Release);
+        p.timer_next.store(n, Ordering::Release);
     }
 
-    /// Registers a timer that wakes `w` at `when`; returns its id.
-    pub(crate) fn add_timer(&self, when: std::time::Instant, w: Waiter) -> u64 {
+    /// Registers a timer on `p`'s heap that wakes `w` at `when`; returns
+    /// its id on that heap.
+    pub(crate) fn add_timer(&self, p: &PShared, when: std::time::Instant, w: Waiter) -> u64 {
         let (id, earliest) = {
-            let mut t = self.timers.lock();
+            let mut t = p.timers.lock();
             let r = t.add(when, w);
-            self.publish_next(&t);
+            self.publish_next(p, &t);
             r
         };
         if earliest {
@@ -617,21 +633,27 @@ impl Sched {
         id
     }
 
-    /// Cancels a timer that may not have fired yet.
-    pub(crate) fn cancel_timer(&self, id: u64) {
-        let mut t = self.timers.lock();
+    /// Cancels a timer of `p`'s heap that may not have fired yet.
+    pub(crate) fn cancel_timer(&self, p: &PShared, id: u64) {
+        let mut t = p.timers.lock();
         t.cancel(id);
-        self.publish_next(&t);
+        self.publish_next(p, &t);
     }
 
-    /// Fires every due timer (wakes its waiter). Must not be called inside
-    /// `with_m` (waking readies onto this M's P).
+    /// Fires every due timer of every P (wakes its waiter). Must not be
+    /// called inside `with_m` (waking readies onto this M's P).
     pub(crate) fn run_timers(&self) {
+        let now_n = self.now_nanos();
+        let now = std::time::Instant::now();
         let mut due = Vec::new();
-        {
-            let mut t = self.timers.lock();
-            t.take_due(std::time::Instant::now(), &mut due);
-            self.publish_next(&t);
+        for p in self.all_ps() {
+            let n = p.timer_next.load(Ordering::Acquire);
+            if n == u64::MAX || n > now_n {
+                continue;
+            }
+            let mut t = p.timers.lock();
+            t.take_due(now, &mut due);
+            self.publish_next(p, &t);
         }
         for w in due {
             w.wake();

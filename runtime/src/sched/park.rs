@@ -65,11 +65,15 @@ pub(crate) fn park_current_until(deadline: std::time::Instant) {
         std::thread::park_timeout(deadline - now);
         return;
     }
-    let sched = m::with_m(|m| m.sched.clone());
-    let id = sched.add_timer(deadline, Waiter::current());
+    let (sched, p) = m::with_m(|m| (m.sched.clone(), m.p.as_ref().expect("P").shared.clone()));
+    let id = sched.add_timer(&p, deadline, Waiter::current());
     park_current();
-    // Any M may run us now; the timer lives in the runtime, not the M.
-    sched.cancel_timer(id);
+    // Any M may run us now; the timer lives on the P's heap, not the M.
+    // If the deadline passed the timer fired (or will, harmlessly: a
+    // spurious wake-up), so the cancel and its lock are skipped.
+    if std::time::Instant::now() < deadline {
+        sched.cancel_timer(&p, id);
+    }
 }
 
 /// Makes a G runnable (Go: `goready`): into the current P's `runnext` when

@@ -2,10 +2,10 @@
 //!
 //! # Design (first version)
 //!
-//! One timer heap per runtime (`Sched::timers`), ordered by deadline, each
-//! entry a [`Waiter`] to wake. Go keeps a heap per P that idle Ps steal from;
-//! a single heap is simpler and correct, and is what we measure first (see
-//! docs/design/timers.md for the per-P plan).
+//! One timer heap per P (`PShared::timers`, Go's `pp.timers`), ordered by
+//! deadline, each entry a [`Waiter`] to wake. A goroutine's sleep goes on
+//! its current P's heap; any M may fire (or cancel) it, so timers of idle or
+//! retired Ps are never stranded (see docs/design/timers.md).
 //!
 //! Who fires timers:
 //! 1. every M, at the top of `find_runnable`, when the earliest deadline has
