@@ -523,6 +523,43 @@ fn case_chan(procs: usize, msgs: u64, reps: usize) {
     });
 }
 
+/// Go's `cmd/mutex`: `g` goroutines each do `lock; counter += 1; unlock`,
+/// `ops` in total; ns per operation.
+fn mutex_run(g: u64, ops: u64) -> f64 {
+    let m = Arc::new(gort::sync::Mutex::new(0u64));
+    let per = ops / g;
+    let t0 = Instant::now();
+    let hs: Vec<_> = (0..g)
+        .map(|_| {
+            let m = m.clone();
+            gort::go(move || {
+                for _ in 0..per {
+                    *m.lock() += 1;
+                }
+            })
+        })
+        .collect();
+    for h in hs {
+        h.join().unwrap();
+    }
+    let el = t0.elapsed().as_nanos() as f64;
+    check(*m.lock() == per * g, "mutex counter");
+    el / (per * g) as f64
+}
+
+fn case_mutex(g: u64, ops: u64, reps: usize) {
+    rt(2).run(|| {
+        mutex_run(g, ops / 10);
+        let xs: Vec<f64> = (0..reps).map(|_| mutex_run(g, ops)).collect();
+        println!("# mutex g={g} ops={ops} reps (ns/op): {}", fmt_xs(&xs));
+        result(
+            &format!("mutex_ns_per_op[g={g},procs=2]"),
+            median(&xs),
+            "ns",
+        );
+    });
+}
+
 // --------------------------------------------------------------- timers
 
 /// Go's `cmd/timers`: `g` goroutines loop `sleep(period)` for `dur`; every
@@ -624,6 +661,11 @@ fn main() {
             "chan" => case_chan(
                 arg(&args, "--procs", 2),
                 arg(&args, "--msgs", 2_000_000),
+                arg(&args, "--reps", 5),
+            ),
+            "mutex" => case_mutex(
+                arg(&args, "--g", 8),
+                arg(&args, "--ops", 10_000_000),
                 arg(&args, "--reps", 5),
             ),
             "timers" => case_timers(
