@@ -31,7 +31,7 @@ pub mod sync {
 
 /// Sleeping (Go's `time.Sleep`): parks the goroutine, never the thread.
 pub mod time {
-    pub use gort_runtime::time::{sleep, sleep_until};
+    pub use gort_runtime::time::{after, sleep, sleep_until, tick};
 }
 
 /// Runtime introspection and control (Go's `runtime` package).

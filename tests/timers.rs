@@ -160,3 +160,21 @@ mod parking_lot_free {
         }
     }
 }
+
+#[test]
+fn after_and_tick_channels() {
+    watchdog("after_and_tick_channels", 30, || {
+        rt(2).run(|| {
+            let t = Instant::now();
+            let fired = gort::time::after(Duration::from_millis(5)).recv().unwrap();
+            assert!(fired >= t + Duration::from_millis(5));
+            let ticks = gort::time::tick(Duration::from_millis(2));
+            let a = ticks.recv().unwrap();
+            let b = ticks.recv().unwrap();
+            assert!(
+                b >= a + Duration::from_millis(2),
+                "ticks are spaced by the period"
+            );
+        });
+    });
+}

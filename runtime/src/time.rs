@@ -1,8 +1,11 @@
 //! Sleeping (Go's `time.Sleep`): parks the goroutine on a runtime timer,
-//! never the M; on a plain thread it sleeps the thread.
+//! never the M; on a plain thread it sleeps the thread. `after` and `tick`
+//! (Go's `time.After`/`time.Tick`) are the timer channels of `gort::chan`.
 #![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};
+
+pub use crate::chan::{after, tick};
 
 /// Sleeps for `d` (Go's `time.Sleep`). In a goroutine this parks only the
 /// goroutine; its M runs others meanwhile.
