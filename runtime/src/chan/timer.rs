@@ -57,10 +57,18 @@ pub fn tick(duration: Duration) -> Receiver<Instant> {
         let mut next = Instant::now() + duration;
         loop {
             crate::time::sleep_until(next);
-            if let Err(TrySendError::Disconnected(_)) = s.try_send(Instant::now()) {
+            let now = Instant::now();
+            if let Err(TrySendError::Disconnected(_)) = s.try_send(now) {
                 return;
             }
+            // Like Go's ticker: after a late wake-up, skip the missed
+            // periods instead of firing a burst to catch up.
             next += duration;
+            if next <= now {
+                let d = duration.as_nanos();
+                let skip = ((now - next).as_nanos() / d + 1) * d;
+                next += Duration::from_nanos(u64::try_from(skip).unwrap_or(u64::MAX));
+            }
         }
     });
     r
