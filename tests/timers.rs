@@ -168,12 +168,21 @@ fn after_and_tick_channels() {
             let t = Instant::now();
             let fired = gort::time::after(Duration::from_millis(5)).recv().unwrap();
             assert!(fired >= t + Duration::from_millis(5));
+            let t = Instant::now();
             let ticks = gort::time::tick(Duration::from_millis(2));
             let a = ticks.recv().unwrap();
             let b = ticks.recv().unwrap();
+            // Each tick carries the time it was sent; a late one can be
+            // followed closely by the next on-schedule tick (as in Go), but
+            // the n-th tick is never sent before n periods have passed.
             assert!(
-                b >= a + Duration::from_millis(2),
-                "ticks are spaced by the period"
+                a >= t + Duration::from_millis(2),
+                "first tick after one period"
+            );
+            assert!(b > a, "ticks are in order");
+            assert!(
+                b >= t + Duration::from_millis(4),
+                "second tick after two periods"
             );
         });
     });
