@@ -7,6 +7,12 @@
 //! cargo bench --bench sched -- --only spawn # cases whose name contains "spawn"
 //! ```
 //!
+//! Cases: spawn, pingpong (Gosched), forkjoin, steal, parkmem (issue 2);
+//! chan pingpong, chan throughput, mutex, timers (issue 5).
+//!
+//! ```text
+//! ```
+//!
 //! Every figure is printed as `RESULT <metric> <value> <unit>` with the Go
 //! anchor's metric names, so the two summaries can be joined. Each case runs
 //! in a fresh subprocess of this binary (like the anchor's one process per
@@ -720,6 +726,40 @@ fn main() {
         cases.push((
             format!("parkmem n={n}"),
             vec!["parkmem".into(), "--n".into(), n],
+        ));
+    }
+    for p in ["1", "2"] {
+        cases.push((
+            format!("chan pingpong procs={p}"),
+            vec![
+                "chan_pingpong".into(),
+                "--procs".into(),
+                p.into(),
+                "--n".into(),
+                big("1000000", "10000"),
+            ],
+        ));
+        cases.push((
+            format!("chan throughput procs={p}"),
+            vec![
+                "chan".into(),
+                "--procs".into(),
+                p.into(),
+                "--msgs".into(),
+                big("2000000", "20000"),
+            ],
+        ));
+    }
+    for g in ["8", "1"] {
+        cases.push((
+            format!("mutex g={g}"),
+            vec![
+                "mutex".into(),
+                "--g".into(),
+                g.into(),
+                "--ops".into(),
+                big("10000000", "100000"),
+            ],
         ));
     }
     cases.push((
