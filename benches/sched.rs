@@ -1,5 +1,5 @@
 //! Scheduler benchmarks with the shapes and sizes of the Go anchor
-//! (`shared/anchors/go/cmd/{spawn,pingpong,forkjoin,steal,parkmem}`).
+//! (`shared/anchors/go/cmd/{spawn,pingpong,forkjoin,steal,parkmem,chan,mutex,timers}`).
 //!
 //! ```text
 //! cargo bench --bench sched                 # every case, full sizes
@@ -9,9 +9,6 @@
 //!
 //! Cases: spawn, pingpong (Gosched), forkjoin, steal, parkmem (issue 2);
 //! chan pingpong, chan throughput, mutex, timers (issue 5).
-//!
-//! ```text
-//! ```
 //!
 //! Every figure is printed as `RESULT <metric> <value> <unit>` with the Go
 //! anchor's metric names, so the two summaries can be joined. Each case runs
