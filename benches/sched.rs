@@ -604,7 +604,13 @@ fn case_timers(g: usize, dur_ms: u64, period_us: u64) {
             "# {g} goroutines x sleep({period:?}) for {dur:?}: {} wake-ups in {wall:.3}s",
             all.len()
         );
-        let name = |m: &str| format!("{m}[g={g},period={}us,procs=2]", period_us);
+        // Go's `time.Duration` formatting, so metric names match the anchor.
+        let period_s = if period_us % 1000 == 0 {
+            format!("{}ms", period_us / 1000)
+        } else {
+            format!("{period_us}µs")
+        };
+        let name = |m: &str| format!("{m}[g={g},period={period_s},procs=2]");
         result(
             &name("timers_wakeups_per_s"),
             all.len() as f64 / wall,

@@ -3,6 +3,7 @@
 #
 #   scripts/bench-vs-go.sh              # 3 rounds (about 4-5 minutes on 2 cores)
 #   ROUNDS=5 scripts/bench-vs-go.sh     # more rounds
+#   SUITE=all scripts/bench-vs-go.sh    # also issue 5's channel, mutex, timer pairs
 #   STEAL_ITERS=644 scripts/bench-vs-go.sh   # fix the steal task size
 #                                            # (default: Go's calibration, once)
 #   scripts/bench-vs-go.sh --dry-run    # print the commands, run nothing
@@ -38,7 +39,7 @@ dry=0
 echo "== Go anchor: install + build into $gobin" >&2
 eval "$("$anchor/../install-go.sh")"
 mkdir -p "$gobin"
-(cd "$anchor" && go build -o "$gobin/" ./cmd/spawn ./cmd/pingpong ./cmd/forkjoin ./cmd/steal ./cmd/parkmem)
+(cd "$anchor" && go build -o "$gobin/" ./cmd/spawn ./cmd/pingpong ./cmd/forkjoin ./cmd/steal ./cmd/parkmem ./cmd/chan ./cmd/mutex ./cmd/timers)
 
 echo "== gort: cargo bench --bench sched --no-run" >&2
 sched=""
@@ -80,6 +81,19 @@ pairs=(
   "parkmem-1e5|S --case parkmem --n 100000|GOMAXPROCS=2 G/parkmem -n 100000"
   "parkmem-1e6|S --case parkmem --n 1000000|GOMAXPROCS=2 G/parkmem -n 1000000"
 )
+# SUITE=all adds issue 5's channel, mutex and timer pairs.
+if [ "${SUITE:-issue2}" = all ]; then
+  pairs+=(
+    "chan-pingpong-p1|S --case chan_pingpong --procs 1 --n 1000000 --reps 5|GOMAXPROCS=1 G/pingpong -mode chan -n 1000000 -reps 5"
+    "chan-pingpong-p2|S --case chan_pingpong --procs 2 --n 1000000 --reps 5|GOMAXPROCS=2 G/pingpong -mode chan -n 1000000 -reps 5"
+    "chan-p1|S --case chan --procs 1 --msgs 2000000 --reps 3|GOMAXPROCS=1 G/chan -msgs 2000000 -reps 3 -pc 1x1,4x4 -caps 1024,0"
+    "chan-p2|S --case chan --procs 2 --msgs 2000000 --reps 3|GOMAXPROCS=2 G/chan -msgs 2000000 -reps 3 -pc 1x1,4x4 -caps 1024,0"
+    "mutex-8|S --case mutex --g 8 --ops 10000000 --reps 5|GOMAXPROCS=2 G/mutex -g 8 -ops 10000000 -reps 5"
+    "mutex-1|S --case mutex --g 1 --ops 10000000 --reps 5|GOMAXPROCS=2 G/mutex -g 1 -ops 10000000 -reps 5"
+    "timers-10k|S --case timers --g 10000 --dur-ms 2000 --period-us 1000|GOMAXPROCS=2 G/timers -g 10000 -dur 2s -period 1ms"
+    "timers-1|S --case timers --g 1 --dur-ms 2000 --period-us 1000|GOMAXPROCS=2 G/timers -g 1 -dur 2s -period 1ms"
+  )
+fi
 
 expand() { # S/G placeholders -> paths
   local c="$1"
@@ -178,6 +192,20 @@ rows = [
     ("parkmem_pagetable_bytes_per_goroutine[n=1000000,procs=2]", "page tables B/parked G n=1e6", "lower", None),
     ("RSS+PT", "RSS + page tables B/G n=1e6", "lower", 5120),
     ("parkmem_spawn_ns_per_goroutine[n=1000000,procs=2]", "parkmem spawn ns/G n=1e6", "lower", None),
+    # issue 5 (SUITE=all)
+    ("pingpong_chan_ns_per_roundtrip[procs=1]", "chan ping-pong ns/round trip P=1", "lower", "go"),
+    ("pingpong_chan_ns_per_roundtrip[procs=2]", "chan ping-pong ns/round trip P=2", "lower", "go"),
+] + [
+    (f"chan_msgs_per_s[cap={c},prod={n},cons={n},procs={p}]", f"chan msgs/s cap={c} {n}x{n} P={p}", "higher", "go")
+    for p in (1, 2) for c in (1024, 0) for n in (1, 4)
+] + [
+    ("mutex_ns_per_op[g=8,procs=2]", "Mutex ns/op, 8 goroutines", "lower", "go"),
+    ("mutex_ns_per_op[g=1,procs=2]", "Mutex ns/op, uncontended", "lower", "go"),
+    ("timers_wakeups_per_s[g=10000,period=1ms,procs=2]", "timers 10k x 1ms wake-ups/s", "higher", "go"),
+    ("timers_lateness_p50[g=10000,period=1ms,procs=2]", "timers 10k lateness p50 us", "lower", "go"),
+    ("timers_lateness_p99[g=10000,period=1ms,procs=2]", "timers 10k lateness p99 us", "lower", "go"),
+    ("timers_lateness_p50[g=1,period=1ms,procs=2]", "timer 1 sleeper lateness p50 us", "lower", "go"),
+    ("timers_lateness_p99[g=1,period=1ms,procs=2]", "timer 1 sleeper lateness p99 us", "lower", "go"),
 ]
 k = "[n=1000000,procs=2]"
 for side in ("gort", "go"):
@@ -188,6 +216,8 @@ print("| metric | gort | Go 1.27.3 | gort/Go | better | target |")
 print("|---|---:|---:|---:|---|---|")
 for m, label, better, target in rows:
     a, b = med("gort", m), med("go", m)
+    if a is None and b is None:
+        continue  # not in this suite
     ratio = f"{a / b:.2f}" if a is not None and b else "–"
     t = ""
     if target == "go" and a is not None and b is not None:
