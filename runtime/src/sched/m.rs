@@ -79,18 +79,25 @@ pub(crate) fn m_main(sched: Arc<Sched>, id: u64, p: Box<P>, spinning: bool) {
 /// Runs `g` until it suspends or exits (Go: `execute` + the `mcall` back).
 fn execute(sched: &Arc<Sched>, mut g: GRef, inherit: bool) {
     let e = g.exec();
-    if e.coro.is_none() {
+    let fresh = e.coro.is_none();
+    // One visit to the P: a new time slice (unless inherited through
+    // `runnext`) and, for a goroutine's first run, its stack.
+    let stack = (fresh || !inherit)
+        .then(|| {
+            with_m(|m| {
+                let p = m.p.as_mut().expect("P");
+                if !inherit {
+                    p.new_slice();
+                }
+                fresh.then(|| p.stacks.get())
+            })
+        })
+        .flatten();
+    if let Some(stack) = stack {
         let entry = e
             .entry
             .take()
             .expect("gort: runnable G with neither entry nor coroutine");
-        let stack = with_m(|m| {
-            let p = m.p.as_mut().expect("P");
-            if !inherit {
-                p.new_slice();
-            }
-            p.stacks.get()
-        });
         e.coro = Some(Goroutine::new(stack, move || {
             let task = entry;
             task.run();
@@ -104,8 +111,6 @@ fn execute(sched: &Arc<Sched>, mut g: GRef, inherit: bool) {
                 a.fire();
             }
         }));
-    } else if !inherit {
-        with_m(|m| m.p.as_mut().expect("P").new_slice());
     }
     g::set_current(Some(&g));
     let r = g.exec().coro.as_mut().expect("coroutine").resume();

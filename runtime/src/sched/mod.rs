@@ -272,6 +272,15 @@ struct Locked {
     shutdown: bool,
 }
 
+impl Locked {
+    /// `me` is no longer the timer sleeper (if it was).
+    fn drop_sleeper(&mut self, me: &Arc<MShared>) {
+        if self.sleeper.as_ref().is_some_and(|s| Arc::ptr_eq(s, me)) {
+            self.sleeper = None;
+        }
+    }
+}
+
 /// The scheduler (Go: `schedt`, plus `allp`, `allgs`).
 ///
 /// # Fields
@@ -361,6 +370,31 @@ impl Sched {
     /// Next goroutine id (1 is the main goroutine).
     pub(crate) fn next_goid(&self) -> u64 {
         self.goidgen.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A G ready to run `task` as a new goroutine (Go: the `newproc1` part
+    /// of `newproc`), counted on `p` (or globally from a plain thread).
+    /// Returns it with its goid; the caller queues it.
+    pub(crate) fn new_goroutine(
+        &self,
+        p: Option<&mut P>,
+        task: crate::task::RunRef,
+    ) -> (GRef, u64) {
+        let counter = match &p {
+            Some(p) => &p.shared.ngoroutine,
+            None => &self.ngoroutine,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut g = self.gfget(p);
+        let goid = self.next_goid();
+        g.reset(goid, task);
+        (g, goid)
+    }
+
+    /// Queues `g` on the global run queue and wakes an M if one is idle.
+    pub(crate) fn inject(self: &Arc<Sched>, g: GRef) {
+        self.injector.push(g);
+        self.wakep();
     }
 
     /// A free G from the P's list, the global list, or a new one.
@@ -549,9 +583,7 @@ impl Sched {
                             _ => continue,
                         }
                     }
-                    if l.sleeper.as_ref().is_some_and(|s| Arc::ptr_eq(s, me)) {
-                        l.sleeper = None;
-                    }
+                    l.drop_sleeper(me);
                     if l.shutdown {
                         return None;
                     }
@@ -572,10 +604,7 @@ impl Sched {
     }
 
     fn clear_sleeper(&self, me: &Arc<MShared>) {
-        let mut l = self.lock.lock();
-        if l.sleeper.as_ref().is_some_and(|s| Arc::ptr_eq(s, me)) {
-            l.sleeper = None;
-        }
+        self.lock.lock().drop_sleeper(me);
     }
 
     /// Every P created so far (timers may sit on idle or retired Ps).
@@ -642,13 +671,24 @@ impl Sched {
 
     /// Fires every due timer of every P (wakes its waiter). Must not be
     /// called inside `with_m` (waking readies onto this M's P).
+    /// Reads the clock only if some P has a timer, so the schedule loop
+    /// can call it every time (one load per P when there are none).
     pub(crate) fn run_timers(&self) {
-        let now_n = self.now_nanos();
-        let now = std::time::Instant::now();
+        let mut clock = None;
         let mut due = Vec::new();
         for p in self.all_ps() {
             let n = p.timer_next.load(Ordering::Acquire);
-            if n == u64::MAX || n > now_n {
+            if n == u64::MAX {
+                continue;
+            }
+            let (now, now_n) = *clock.get_or_insert_with(|| {
+                let now = std::time::Instant::now();
+                (
+                    now,
+                    now.saturating_duration_since(self.epoch).as_nanos() as u64,
+                )
+            });
+            if n > now_n {
                 continue;
             }
             let mut t = p.timers.lock();
@@ -842,9 +882,7 @@ impl Sched {
             if self.shutdown.load(Ordering::Acquire) {
                 return None;
             }
-            if self.timers_due() {
-                self.run_timers();
-            }
+            self.run_timers();
             let step = m::with_m(|m| {
                 let p = m.p.as_mut().expect("gort: M without P in find_runnable");
                 if p.id >= self.gomaxprocs.load(Ordering::SeqCst) {

@@ -85,22 +85,19 @@ pub(crate) fn ready(g: GRef) {
         match m.p.as_ref() {
             Some(p) => {
                 p.runqput(g, true, &m.sched.injector);
+                // `wakep` never re-enters `with_m`, so it may run inside it
+                // (and we avoid bumping the shared `Arc<Sched>` count).
+                m.sched.wakep();
             }
-            None => m.sched.injector.push(g),
+            None => m.sched.inject(g),
         }
-        // `wakep` never re-enters `with_m`, so it may run inside it (and
-        // we avoid bumping the shared `Arc<Sched>` count per wake-up).
-        m.sched.wakep();
     });
     if on_m.is_some() {
         return;
     }
     let g = g.take().expect("g");
     match crate::runtime::current_sched() {
-        Some(sched) => {
-            sched.injector.push(g);
-            sched.wakep();
-        }
+        Some(sched) => sched.inject(g),
         // The runtime stopped between the wake-up and now: the goroutine was
         // abandoned with the rest (its token is dropped; it never runs).
         None => drop(g),
@@ -114,12 +111,7 @@ pub(crate) fn spawn_task(task: crate::task::RunRef, sched_hint: Option<&Arc<Sche
     let on_m = m::try_with_m(|m| {
         let sched = &m.sched;
         let p = m.p.as_deref_mut()?;
-        let mut g = sched.gfget(Some(p));
-        let goid = sched.next_goid();
-        g.reset(goid, entry.take().expect("entry"));
-        p.shared
-            .ngoroutine
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (g, goid) = sched.new_goroutine(Some(&mut *p), entry.take().expect("entry"));
         let spilled = p.runqput(g, true, &sched.injector);
         sched.wakep();
         // A safe point: a goroutine that fills its run queue after holding
@@ -142,14 +134,8 @@ pub(crate) fn spawn_task(task: crate::task::RunRef, sched_hint: Option<&Arc<Sche
              (or `Runtime::run`), or from another thread while it runs"
         ),
     };
-    let mut g = sched.gfget(None);
-    let goid = sched.next_goid();
-    g.reset(goid, entry.take().expect("entry"));
-    sched
-        .ngoroutine
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    sched.injector.push(g);
-    sched.wakep();
+    let (g, goid) = sched.new_goroutine(None, entry.take().expect("entry"));
+    sched.inject(g);
     goid
 }
 
