@@ -223,21 +223,27 @@ impl MCentral {
         if let Some(p) = l.reserve.take() {
             return Some(self.take(heap, heap.spans.resolve(p), sg));
         }
-        while let Some(s) = l.pop(heap, PARTIAL + (1 - sw)) {
-            // Release: pairs with the Acquire in `SpanRef::sweepgen`.
-            s.span()
-                .sweepgen
-                .store(sg.wrapping_sub(1), Ordering::Release);
-            if self.sweep_locked(heap, s, sg, true).1 {
-                if s.alloc_count() < s.nelems() {
-                    return Some(self.take(heap, s, sg));
-                }
-                self.place(l, heap, s, sg);
-            }
+        if let Some(s) = self.sweep_until_free(l, heap, sg, PARTIAL + (1 - sw), usize::MAX) {
+            return Some(s);
         }
-        for _ in 0..100 {
-            let s = l.pop(heap, FULL + (1 - sw))?;
-            // Release: as above.
+        // Go's budget: sweep at most 100 full spans looking for a freed slot.
+        self.sweep_until_free(l, heap, sg, FULL + (1 - sw), 100)
+    }
+
+    /// Pops up to `budget` unswept spans from list `list`, sweeping each;
+    /// the first that has a free slot is taken (cached), the others are
+    /// filed as swept.
+    fn sweep_until_free<'h>(
+        &self,
+        l: &mut Lists,
+        heap: &'h Heap,
+        sg: u32,
+        list: u8,
+        budget: usize,
+    ) -> Option<SpanRef<'h>> {
+        for _ in 0..budget {
+            let s = l.pop(heap, list)?;
+            // Release: pairs with the Acquire in `SpanRef::sweepgen`.
             s.span()
                 .sweepgen
                 .store(sg.wrapping_sub(1), Ordering::Release);

@@ -77,11 +77,15 @@ pub(crate) struct PageBits {
     max_run: usize,
 }
 
-/// Sets or clears bits `[start, start + n)`.
-fn set_range(words: &mut [u64], start: usize, n: usize, value: bool) {
-    let mut i = start;
+/// The words covering bits `[start, start + n)`, each with the mask of its
+/// bits inside the range.
+fn word_masks(start: usize, n: usize) -> impl Iterator<Item = (usize, u64)> {
     let end = start + n;
-    while i < end {
+    let mut i = start;
+    std::iter::from_fn(move || {
+        if i >= end {
+            return None;
+        }
         let w = i / 64;
         let lo = i % 64;
         let hi = (end - w * 64).min(64);
@@ -90,34 +94,27 @@ fn set_range(words: &mut [u64], start: usize, n: usize, value: bool) {
         } else {
             ((1u64 << (hi - lo)) - 1) << lo
         };
+        i = w * 64 + hi;
+        Some((w, mask))
+    })
+}
+
+/// Sets or clears bits `[start, start + n)`.
+fn set_range(words: &mut [u64], start: usize, n: usize, value: bool) {
+    for (w, mask) in word_masks(start, n) {
         if value {
             words[w] |= mask;
         } else {
             words[w] &= !mask;
         }
-        i = w * 64 + hi;
     }
 }
 
 /// Counts set bits of `a & b` in `[start, start + n)`.
 fn count_range(a: &[u64], b: Option<&[u64]>, start: usize, n: usize) -> usize {
-    let mut i = start;
-    let end = start + n;
-    let mut count = 0;
-    while i < end {
-        let w = i / 64;
-        let lo = i % 64;
-        let hi = (end - w * 64).min(64);
-        let mask = if hi - lo == 64 {
-            !0
-        } else {
-            ((1u64 << (hi - lo)) - 1) << lo
-        };
-        let x = a[w] & b.map_or(!0, |b| b[w]);
-        count += (x & mask).count_ones() as usize;
-        i = w * 64 + hi;
-    }
-    count
+    word_masks(start, n)
+        .map(|(w, mask)| (a[w] & b.map_or(!0, |b| b[w]) & mask).count_ones() as usize)
+        .sum()
 }
 
 /// First index `>= from` (and `< limit`) whose bit is `value`.
