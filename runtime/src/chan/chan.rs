@@ -319,6 +319,27 @@ impl<T> Chan<T> {
     }
 
     /// Waits for `op` (owned by a receiver) and takes its `Recv` result.
+    /// Takes the value of `sender`, a select that committed to sending on
+    /// this channel but has not supplied its value yet: pair with it under
+    /// `st`, release the lock, and wait for the value (shortly).
+    fn recv_committed(
+        &self,
+        mut st: parking_lot::MutexGuard<'_, State<T>>,
+        sender: Entry<T>,
+    ) -> Result<T, RecvError> {
+        let me = Op::new(0);
+        st.pair(
+            sender,
+            Entry {
+                op: me.clone(),
+                case: 0,
+                value: None,
+            },
+        );
+        drop(st);
+        self.wait_recv(&me)
+    }
+
     pub(crate) fn wait_recv(&self, op: &Arc<Op>) -> Result<T, RecvError> {
         loop {
             op.wait(None);
@@ -386,18 +407,9 @@ impl<T> Chan<T> {
                 RecvTry::Got(v) => return Ok(v),
                 RecvTry::Disconnected => return Err(RecvTimeoutError::Disconnected),
                 RecvTry::Valueless(s) => {
-                    let me = Op::new(0); // committed: cannot time out
-                    st.pair(
-                        s,
-                        Entry {
-                            op: me.clone(),
-                            case: 0,
-                            value: None,
-                        },
-                    );
-                    drop(st);
+                    // Committed: cannot time out.
                     return self
-                        .wait_recv(&me)
+                        .recv_committed(st, s)
                         .map_err(|_| RecvTimeoutError::Disconnected);
                 }
                 RecvTry::Empty => {
@@ -613,22 +625,10 @@ impl<T> Receiver<T> {
             RecvTry::Got(v) => Ok(v),
             RecvTry::Empty => Err(TryRecvError::Empty),
             RecvTry::Disconnected => Err(TryRecvError::Disconnected),
-            RecvTry::Valueless(s) => {
-                // A committed select sender: it supplies the value shortly.
-                let me = Op::new(0);
-                st.pair(
-                    s,
-                    Entry {
-                        op: me.clone(),
-                        case: 0,
-                        value: None,
-                    },
-                );
-                drop(st);
-                self.chan
-                    .wait_recv(&me)
-                    .map_err(|_| TryRecvError::Disconnected)
-            }
+            RecvTry::Valueless(s) => self
+                .chan
+                .recv_committed(st, s)
+                .map_err(|_| TryRecvError::Disconnected),
         }
     }
 
