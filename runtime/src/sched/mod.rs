@@ -70,7 +70,7 @@ pub(crate) mod timer;
 
 use crate::coro::stack::StackConfig;
 use crate::coro::stackpool::StackCache;
-use crossbeam_deque::{Injector, Steal};
+use crossbeam_deque::Injector;
 use crossbeam_utils::CachePadded;
 use g::{G, GRef};
 use park::Waiter;
@@ -756,13 +756,7 @@ impl Sched {
 
     /// One G from the global queue (fairness tick).
     fn global_one(&self) -> Option<GRef> {
-        loop {
-            match self.injector.steal() {
-                Steal::Success(g) => return Some(g),
-                Steal::Empty => return None,
-                Steal::Retry => std::hint::spin_loop(),
-            }
-        }
+        runq::settle(usize::MAX, || self.injector.steal())
     }
 
     /// `set_gomaxprocs`: returns the previous value. `n` must be in

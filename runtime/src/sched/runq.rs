@@ -167,28 +167,18 @@ impl LocalQueue {
 
     /// Moves a batch from the global queue into this one, returning one G.
     pub(crate) fn refill_from(&self, global: &Injector<GRef>) -> Option<GRef> {
-        loop {
-            match global.steal_batch_with_limit_and_pop(&self.worker, STEAL_MAX) {
-                Steal::Success(g) => return Some(g),
-                Steal::Empty => return None,
-                Steal::Retry => std::hint::spin_loop(),
-            }
-        }
+        settle(usize::MAX, || {
+            global.steal_batch_with_limit_and_pop(&self.worker, STEAL_MAX)
+        })
     }
 
     /// Steals about half of `victim`'s queue into this one, returning one G.
     pub(crate) fn steal_from(&self, victim: &SharedQueue) -> Option<GRef> {
-        for _ in 0..4 {
-            match victim
+        settle(4, || {
+            victim
                 .stealer
                 .steal_batch_with_limit_and_pop(&self.worker, STEAL_MAX)
-            {
-                Steal::Success(g) => return Some(g),
-                Steal::Empty => return None,
-                Steal::Retry => std::hint::spin_loop(),
-            }
-        }
-        None
+        })
     }
 
     /// Removes everything (P retired or runtime stopped).
@@ -220,6 +210,18 @@ impl SharedQueue {
     pub(crate) fn is_empty(&self) -> bool {
         self.stealer.is_empty() && self.runnext.is_empty()
     }
+}
+
+/// Resolves a crossbeam `Steal`, retrying a lost race up to `tries` times.
+pub(crate) fn settle<T>(tries: usize, mut f: impl FnMut() -> Steal<T>) -> Option<T> {
+    for _ in 0..tries {
+        match f() {
+            Steal::Success(g) => return Some(g),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+    None
 }
 
 /// Go's `randomOrder`: enumerates `0..count` starting anywhere, with a
