@@ -140,7 +140,7 @@ impl ScopeData {
                 }
                 *w = Some(Waiter::current());
             }
-            park::park_current();
+            park::park_current(park::WaitReason::Join);
         }
     }
 }

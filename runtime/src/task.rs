@@ -471,7 +471,7 @@ impl<T> JoinRef<T> {
                 }
                 s.waiter = Some(Waiter::current());
             }
-            park::park_current();
+            park::park_current(park::WaitReason::Join);
         }
     }
 

@@ -22,6 +22,6 @@ pub fn sleep(d: Duration) {
 /// Sleeps until `deadline`.
 pub fn sleep_until(deadline: Instant) {
     while Instant::now() < deadline {
-        crate::sched::park::park_current_until(deadline);
+        crate::sched::park::park_current_until(deadline, crate::sched::park::WaitReason::Sleep);
     }
 }

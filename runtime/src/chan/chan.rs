@@ -60,18 +60,18 @@ impl Op {
     }
 
     /// Parks until `done` (or the deadline; returns whether done).
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+    pub(crate) fn wait(&self, deadline: Option<Instant>, why: park::WaitReason) -> bool {
         loop {
             if self.is_done() {
                 return true;
             }
             match deadline {
-                None => park::park_current(),
+                None => park::park_current(why),
                 Some(d) => {
                     if Instant::now() >= d {
                         return self.is_done();
                     }
-                    park::park_current_until(d);
+                    park::park_current_until(d, why);
                 }
             }
         }
@@ -342,7 +342,7 @@ impl<T> Chan<T> {
 
     pub(crate) fn wait_recv(&self, op: &Arc<Op>) -> Result<T, RecvError> {
         loop {
-            op.wait(None);
+            op.wait(None, park::WaitReason::ChanReceive);
             let mut st = self.state.lock();
             match st.take_pending(op.id) {
                 Some(Pending::Recv(Some(v))) => return Ok(v),
@@ -377,7 +377,7 @@ impl<T> Chan<T> {
             }
         }
         loop {
-            let done = op.wait(deadline);
+            let done = op.wait(deadline, park::WaitReason::ChanSend);
             let mut st = self.state.lock();
             if !done && op.claim(ABORT) {
                 // Under the lock, so no claimer holds our entry: take it back.
@@ -393,7 +393,7 @@ impl<T> Chan<T> {
                 Some(_) => unreachable!("gort: chan: bad send result"),
                 None => {
                     drop(st);
-                    op.wait(None);
+                    op.wait(None, park::WaitReason::ChanSend);
                 }
             }
         }
@@ -426,7 +426,7 @@ impl<T> Chan<T> {
                 }
             }
         }
-        let done = op.wait(deadline);
+        let done = op.wait(deadline, park::WaitReason::ChanReceive);
         if !done {
             let mut st = self.state.lock();
             if op.claim(ABORT) {

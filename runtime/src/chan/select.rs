@@ -7,6 +7,7 @@ use super::{
     ReadyTimeoutError, Receiver, RecvError, SelectTimeoutError, SendError, Sender, TryReadyError,
     TrySelectError,
 };
+use crate::sched::park;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -350,11 +351,11 @@ impl<'a> Select<'a> {
                 }
             }
             let mut timed_out = false;
-            if !finished && !restart && !op.wait(deadline) {
+            if !finished && !restart && !op.wait(deadline, park::WaitReason::Select) {
                 if op.claim(super::chan::ABORT) {
                     timed_out = true;
                 } else {
-                    op.wait(None);
+                    op.wait(None, park::WaitReason::Select);
                 }
             }
             for &i in &registered {
@@ -416,7 +417,7 @@ impl<'a> Select<'a> {
                 watched.push(i);
             }
             if hit.is_none() {
-                op.wait(deadline);
+                op.wait(deadline, park::WaitReason::Select);
             }
             for &i in &watched {
                 self.cases[i].unregister(&op);

@@ -37,7 +37,7 @@ use crate::coro::Goroutine;
 use crate::task::{RunRef, WeakRun};
 use std::cell::{Cell, UnsafeCell};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use super::parkword::{ParkWord, Unpark, generation, state};
 
@@ -68,6 +68,8 @@ pub(crate) struct Exec {
 /// - `exec`: Owner: the holder of the G's [`GRef`] only.
 pub(crate) struct G {
     pub(crate) goid: AtomicU64,
+    /// Atomic (Relaxed, diagnostics only): the last `WaitReason` it parked with.
+    wait_reason: AtomicU8,
     park: ParkWord,
     exec: UnsafeCell<Exec>,
     /// Goroutine-local values (`glocal.rs`). Owner: the goroutine running
@@ -107,6 +109,7 @@ impl GRef {
     pub(crate) fn new_g() -> GRef {
         GRef(Arc::new(G {
             goid: AtomicU64::new(0),
+            wait_reason: AtomicU8::new(0),
             park: ParkWord::new(),
             exec: UnsafeCell::new(Exec::default()),
             locals: crate::glocal::Locals::default(),
@@ -168,6 +171,15 @@ impl GRef {
 }
 
 impl G {
+    pub(crate) fn set_wait_reason(&self, r: super::park::WaitReason) {
+        self.wait_reason.store(r as u8, Ordering::Relaxed);
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn wait_reason(&self) -> super::park::WaitReason {
+        super::park::WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
+    }
+
     /// Step 1 of the park protocol, on the goroutine itself. Returns `true`
     /// if the caller must suspend with `Reason::Park`, `false` if a wake-up
     /// was already pending (consumed).

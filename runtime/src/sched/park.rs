@@ -42,10 +42,85 @@ impl Waiter {
     }
 }
 
-/// Blocks the caller until woken (or spuriously). In a goroutine this parks
-/// the goroutine; on a plain thread it parks the thread.
-pub(crate) fn park_current() {
-    match g::with_current(|g| g.begin_park()) {
+/// Why a goroutine is parked (Go: `waitReason`), shown by the deadlock
+/// report and by `GODEBUG=scheddetail=1`. The strings are Go's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+#[allow(dead_code)] // read by the deadlock report and scheddetail (in progress)
+pub(crate) enum WaitReason {
+    Zero = 0,
+    ChanReceive,
+    ChanSend,
+    Select,
+    SelectNoCases,
+    Sleep,
+    MutexLock,
+    RwLockRLock,
+    RwLockLock,
+    CondWait,
+    WaitGroupWait,
+    Semacquire,
+    Once,
+    Join,
+    IoWait,
+    Preempted,
+}
+
+#[allow(dead_code)]
+impl WaitReason {
+    /// Go's text for the reason (`runtime2.go`'s `waitReasonStrings`).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::Zero => "",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::Sleep => "sleep",
+            WaitReason::MutexLock => "sync.Mutex.Lock",
+            WaitReason::RwLockRLock => "sync.RWMutex.RLock",
+            WaitReason::RwLockLock => "sync.RWMutex.Lock",
+            WaitReason::CondWait => "sync.Cond.Wait",
+            WaitReason::WaitGroupWait => "sync.WaitGroup.Wait",
+            WaitReason::Semacquire => "semacquire",
+            WaitReason::Once => "sync.Once.Do",
+            WaitReason::Join => "goroutine join",
+            WaitReason::IoWait => "IO wait",
+            WaitReason::Preempted => "preempted",
+        }
+    }
+
+    pub(crate) fn from_u8(v: u8) -> WaitReason {
+        const ALL: [WaitReason; 16] = [
+            WaitReason::Zero,
+            WaitReason::ChanReceive,
+            WaitReason::ChanSend,
+            WaitReason::Select,
+            WaitReason::SelectNoCases,
+            WaitReason::Sleep,
+            WaitReason::MutexLock,
+            WaitReason::RwLockRLock,
+            WaitReason::RwLockLock,
+            WaitReason::CondWait,
+            WaitReason::WaitGroupWait,
+            WaitReason::Semacquire,
+            WaitReason::Once,
+            WaitReason::Join,
+            WaitReason::IoWait,
+            WaitReason::Preempted,
+        ];
+        ALL.get(v as usize).copied().unwrap_or(WaitReason::Zero)
+    }
+}
+
+/// Blocks the caller until woken (or spuriously), recording `why` for
+/// diagnostics. In a goroutine this parks the goroutine; on a plain thread
+/// it parks the thread.
+pub(crate) fn park_current(why: WaitReason) {
+    match g::with_current(|g| {
+        g.set_wait_reason(why);
+        g.begin_park()
+    }) {
         Some(true) => coro::suspend(Reason::Park),
         Some(false) => {} // a wake-up was already pending
         None => std::thread::park(),
@@ -56,7 +131,7 @@ pub(crate) fn park_current() {
 /// goroutine registers a runtime timer; a plain thread uses
 /// `park_timeout`). Spurious and early returns are possible: callers loop on
 /// their condition and on the clock.
-pub(crate) fn park_current_until(deadline: std::time::Instant) {
+pub(crate) fn park_current_until(deadline: std::time::Instant, why: WaitReason) {
     let now = std::time::Instant::now();
     if now >= deadline {
         return;
@@ -67,7 +142,7 @@ pub(crate) fn park_current_until(deadline: std::time::Instant) {
     }
     let (sched, p) = m::with_m(|m| (m.sched.clone(), m.p.as_ref().expect("P").shared.clone()));
     let id = sched.add_timer(&p, deadline, Waiter::current());
-    park_current();
+    park_current(why);
     // Any M may run us now; the timer lives on the P's heap, not the M.
     // If the deadline passed the timer fired (or will, harmlessly: a
     // spurious wake-up), so the cancel and its lock are skipped.

@@ -90,7 +90,7 @@ impl Barrier {
             (st.generation, s)
         };
         // Fired only by the leader, after it bumped the generation.
-        sig.wait();
+        sig.wait(crate::sched::park::WaitReason::Semacquire);
         debug_assert_ne!(self.state.lock().generation, gen_);
         BarrierWaitResult(false)
     }

@@ -58,7 +58,7 @@ impl Condvar {
         let sig = Signal::new();
         self.waiters.lock().push_back(sig.clone());
         guard.unlock_for_wait();
-        sig.wait();
+        sig.wait(crate::sched::park::WaitReason::CondWait);
         guard.relock_after_wait();
     }
 

@@ -104,13 +104,13 @@ impl Signal {
     }
 
     /// Parks until fired; returns the code.
-    pub(super) fn wait(&self) -> u8 {
+    pub(super) fn wait(&self, why: park::WaitReason) -> u8 {
         loop {
             let c = self.state.load(Ordering::Acquire); // Acquire: pairs with Release in `fire`
             if c != 0 {
                 return c;
             }
-            park::park_current();
+            park::park_current(why);
         }
     }
 }
@@ -309,7 +309,7 @@ impl<T: ?Sized> Mutex<T> {
                     q.push_back(entry);
                 }
             }
-            if signal.wait() == GRANTED {
+            if signal.wait(park::WaitReason::MutexLock) == GRANTED {
                 return; // handed off in starvation mode: we own LOCKED
             }
         }

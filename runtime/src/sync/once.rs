@@ -114,7 +114,7 @@ impl Once {
             };
             match sig {
                 Some(s) => {
-                    s.wait();
+                    s.wait(crate::sched::park::WaitReason::Once);
                 }
                 None => {
                     let reset = Reset(self);

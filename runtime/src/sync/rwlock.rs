@@ -112,7 +112,7 @@ impl<T: ?Sized> RwLock<T> {
             }
         };
         if let Some(s) = sig {
-            s.wait(); // granted: `readers` already counts us
+            s.wait(crate::sched::park::WaitReason::RwLockRLock); // granted: `readers` already counts us
         }
         self.read_guard()
     }
@@ -143,7 +143,7 @@ impl<T: ?Sized> RwLock<T> {
             }
         };
         if let Some(s) = sig {
-            s.wait(); // granted: `writer` already set for us
+            s.wait(crate::sched::park::WaitReason::RwLockLock); // granted: `writer` already set for us
         }
         self.write_guard()
     }

@@ -74,7 +74,7 @@ impl Semaphore {
             st.queue.push_back(s.clone());
             s
         };
-        sig.wait(); // granted: the releaser moved a permit to us
+        sig.wait(crate::sched::park::WaitReason::Semacquire); // granted: the releaser moved a permit to us
         SemaphorePermit { sem: self }
     }
 

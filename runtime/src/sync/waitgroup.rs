@@ -78,7 +78,7 @@ impl WaitGroup {
                 }
                 ws.push(Waiter::current());
             }
-            park::park_current();
+            park::park_current(park::WaitReason::WaitGroupWait);
         }
     }
 
