@@ -19,6 +19,7 @@ pub use gort_runtime::{
 };
 
 pub use gort_runtime::chan;
+pub use gort_runtime::runtime::{blocking, preempt_check};
 
 /// Goroutine-aware synchronisation (Go's `sync`).
 pub mod sync {
@@ -38,7 +39,8 @@ pub mod time {
 pub mod runtime {
     pub use gort_runtime::coro::stack::{DEFAULT_STACK_SIZE, MAX_STACK_SIZE, MIN_STACK_SIZE};
     pub use gort_runtime::runtime::{
-        DEFAULT_MAX_THREADS, goid, gomaxprocs, is_running, num_cpu, num_goroutine, set_gomaxprocs,
-        stack_guard_mode,
+        DEFAULT_MAX_THREADS, GoroutineStatus, GoroutineView, StoppedWorld, blocking, goid,
+        gomaxprocs, is_running, lock_os_thread, num_cpu, num_goroutine, preempt_check,
+        set_gomaxprocs, set_max_threads, stack_guard_mode, stop_the_world, unlock_os_thread,
     };
 }

@@ -79,6 +79,14 @@ pub(crate) fn gomaxprocs_from_env() -> (usize, bool) {
     (procs, explicit)
 }
 
+/// Is `GOMAXPROCS` set to a valid value (then sysmon never changes it)?
+pub(crate) fn gomaxprocs_from_env_explicit() -> bool {
+    matches!(
+        parse_gomaxprocs(env_var("GOMAXPROCS").as_deref()),
+        Ok(Some(_))
+    )
+}
+
 /// The decision in [`gomaxprocs_from_env`], minus the environment and stderr: `(procs, explicit,
 /// warning line)`. `default` is called only when needed.
 fn resolve_gomaxprocs(
@@ -102,7 +110,7 @@ fn resolve_gomaxprocs(
 // The fields are read by sysmon, schedtrace, the GC and preemption, which arrive in later issues;
 // until then only `containermaxprocs` is read.
 #[allow(dead_code)]
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct GoDebug {
     /// `schedtrace=N`: print a scheduler summary line every N ms. 0 = off.
     pub(crate) schedtrace: u64,
@@ -137,7 +145,6 @@ impl Default for GoDebug {
 
 impl GoDebug {
     /// Parses `GODEBUG` from the environment, printing one stderr line per bad value.
-    #[allow(dead_code)] // Called at runtime startup once schedtrace/gctrace land (later issue).
     pub(crate) fn from_env() -> GoDebug {
         let (debug, warnings) = parse_godebug(env_var("GODEBUG").as_deref().unwrap_or(""));
         for line in warnings {

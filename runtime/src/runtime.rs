@@ -12,12 +12,22 @@
 //! `run` from inside a goroutine panics (it could never finish).
 
 use crate::coro::stack::{DEFAULT_STACK_SIZE, StackConfig};
+pub use crate::sched::world::{GoroutineStatus, GoroutineView, StoppedWorld};
 use crate::sched::{Config, MAX_GOMAXPROCS, Sched, park};
-use parking_lot::{Mutex, RwLock};
-use std::sync::Arc;
+use parking_lot::Mutex;
+use std::sync::{Arc, RwLock};
 
-/// The running runtime, for threads that are not Ms.
-static CURRENT: RwLock<Option<Arc<Sched>>> = parking_lot::RwLock::new(None);
+/// The running runtime, for threads that are not Ms (a std lock: sysmon
+/// reads it, and it must never wait on parking_lot's shared table).
+static CURRENT: RwLock<Option<Arc<Sched>>> = RwLock::new(None);
+
+fn current_slot() -> std::sync::RwLockReadGuard<'static, Option<Arc<Sched>>> {
+    CURRENT.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn set_current_slot(v: Option<Arc<Sched>>) {
+    *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = v;
+}
 /// Held for the whole of a `run`: one runtime per process at a time.
 static RUN_SLOT: Mutex<()> = parking_lot::Mutex::new(());
 
@@ -28,7 +38,7 @@ pub(crate) fn current_sched() -> Option<Arc<Sched>> {
     if let Some(s) = crate::sched::m::try_with_m(|m| m.sched.clone()) {
         return Some(s);
     }
-    CURRENT.read().clone()
+    current_slot().clone()
 }
 
 fn sched_or_panic(what: &str) -> Arc<Sched> {
@@ -107,6 +117,7 @@ impl Builder {
             }
             None => crate::env::gomaxprocs_from_env().0,
         };
+        let explicit = self.gomaxprocs.is_some() || crate::env::gomaxprocs_from_env_explicit();
         let size = match self.stack_size {
             Some(s) => s,
             None => crate::env::stack_size_from_env().unwrap_or(DEFAULT_STACK_SIZE),
@@ -120,6 +131,8 @@ impl Builder {
         Ok(Runtime {
             cfg: Config {
                 gomaxprocs,
+                gomaxprocs_explicit: explicit,
+                godebug: crate::env::GoDebug::from_env(),
                 stacks,
                 max_threads,
             },
@@ -174,9 +187,10 @@ impl Runtime {
         );
         let _slot = RUN_SLOT.lock();
         crate::coro::overflow::install_handler();
+        crate::sched::preempt::install_handler();
         crate::panic::install();
         let sched = Sched::new(self.cfg);
-        *CURRENT.write() = Some(sched.clone());
+        set_current_slot(Some(sched.clone()));
         // SAFETY: we wait for the main goroutine's result and then stop the
         // runtime (joining every M, so the runtime's references to the task
         // are gone) before returning, so everything `f` borrows outlives
@@ -186,7 +200,7 @@ impl Runtime {
         let r = main.wait();
         sched.stop();
         drop(main);
-        *CURRENT.write() = None;
+        set_current_slot(None);
         match r {
             Ok(v) => v,
             Err(p) => std::panic::resume_unwind(p),
@@ -261,7 +275,97 @@ pub fn set_gomaxprocs(n: usize) -> usize {
     if n < 1 {
         return s.gomaxprocs.load(std::sync::atomic::Ordering::SeqCst);
     }
+    // Go 1.25: a program that sets GOMAXPROCS itself keeps it; sysmon no
+    // longer follows the cgroup limit.
+    s.gomaxprocs_explicit
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     s.set_gomaxprocs(n.min(MAX_GOMAXPROCS))
+}
+
+/// Sets the maximum number of OS threads the runtime may use and returns
+/// the previous limit (Go's `debug.SetMaxThreads`). Creating a thread beyond
+/// it is a fatal error ("thread exhaustion"), as in Go.
+///
+/// # Panics
+///
+/// If no runtime is running, or `n` is 0.
+pub fn set_max_threads(n: usize) -> usize {
+    assert!(
+        n >= 1,
+        "gort: set_max_threads: the limit must be at least 1"
+    );
+    sched_or_panic("set_max_threads")
+        .max_threads
+        .swap(n, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A voluntary preemption point for hot loops (Go inserts one in every
+/// function prologue): if sysmon asked the running goroutine to yield (it
+/// has held its P for 10 ms while others wait), it yields here; otherwise
+/// this costs one thread-local load and a branch. A loop without any gort
+/// call is still preempted by signal (the thread is frozen and its P handed
+/// on), but yielding here is cheaper and lets the goroutine move.
+#[inline]
+pub fn preempt_check() {
+    park::preempt_check();
+}
+
+/// Runs `f`, which may block its thread (a system call, FFI, a
+/// `std::sync` lock, `std::thread::sleep`), as Go runs a system call: if it
+/// blocks longer than ~20 µs while other goroutines wait, sysmon hands this
+/// goroutine's P to another thread, so the others keep running; when `f`
+/// returns the goroutine gets a P back before it goes on. On a plain thread
+/// it just calls `f`.
+///
+/// Undeclared blocking is detected too (by lack of progress, within about
+/// a millisecond); declaring it is faster and cheaper.
+///
+/// ```
+/// gort_runtime::run(|| {
+///     let n = gort_runtime::runtime::blocking(|| {
+///         std::thread::sleep(std::time::Duration::from_millis(1));
+///         7
+///     });
+///     assert_eq!(n, 7);
+/// });
+/// ```
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    park::blocking(f)
+}
+
+/// Wires the calling goroutine to its current OS thread (Go's
+/// `runtime.LockOSThread`): until as many [`unlock_os_thread`] calls, it
+/// runs only on this thread, and the thread runs no other goroutine. Calls
+/// nest. If the goroutine exits while locked, the thread exits too (its
+/// state may have been changed). On a plain thread it does nothing.
+pub fn lock_os_thread() {
+    park::lock_os_thread();
+}
+
+/// Undoes one [`lock_os_thread`] (Go's `runtime.UnlockOSThread`); more
+/// unlocks than locks do nothing.
+pub fn unlock_os_thread() {
+    park::unlock_os_thread();
+}
+
+/// Stops the world (Go's `stopTheWorld`): returns once no goroutine other
+/// than the caller executes user code. Every other goroutine is parked,
+/// queued, or on a thread frozen by the preemption signal with its
+/// registers saved; [`StoppedWorld::for_each_goroutine`] lists them with
+/// their stacks for a conservative scan. Dropping the returned value
+/// restarts the world.
+///
+/// While the world is stopped the caller must not block on anything
+/// another goroutine would release, and should avoid allocating (a frozen
+/// thread may hold the allocator's lock). With
+/// `GODEBUG=asyncpreemptoff=1` a goroutine looping without safe points
+/// delays the stop until it reaches one.
+///
+/// # Panics
+///
+/// If no runtime is running.
+pub fn stop_the_world() -> crate::sched::world::StoppedWorld {
+    crate::sched::world::stop(&sched_or_panic("stop_the_world"))
 }
 
 /// Number of CPUs this process may run on (Go's `runtime.NumCPU`: the CPU

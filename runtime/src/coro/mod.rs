@@ -71,6 +71,10 @@ pub(crate) fn on_goroutine() -> bool {
     yielder_addr() != 0
 }
 
+/// Bytes below `suspend`'s frame that a scan of a switched-out goroutine
+/// covers (corosensei's switch frames and spills are far smaller).
+pub(crate) const SWITCH_SLACK: usize = 1024;
+
 /// Suspends the running goroutine, handing `reason` to the scheduler.
 /// Returns when the scheduler resumes it — possibly on another thread.
 ///
@@ -89,6 +93,17 @@ pub(crate) fn suspend(reason: Reason) {
     // so the reference is valid, and `Yielder::suspend` is called from
     // inside its own coroutine as corosensei requires.
     let yielder = unsafe { &*(y as *const GYielder) };
+    // For a stopped world's conservative scan: everything live on this
+    // goroutine's stack lies above the switch frames below this local.
+    // Callee-saved registers are spilled by corosensei's switch a few
+    // frames further down, so the recorded bound leaves generous room.
+    let probe = 0u8;
+    crate::sched::g::note_saved_sp(
+        (std::hint::black_box(&probe) as *const u8 as usize).saturating_sub(SWITCH_SLACK),
+    );
+    // Runtime code from here until the scheduler resumes us (it resets the
+    // count to 0 just before switching back).
+    crate::sched::preempt::set_locks(1);
     yielder.suspend(reason);
     // Nothing thread-local may be touched here: we may be on another M.
 }

@@ -128,6 +128,11 @@ fn global_put(cfg: StackConfig, stacks: Vec<GoroutineStack>) {
     with_pool(cfg, |p| p.cold.extend(release));
 }
 
+/// Returns one stack to the global pool (an M without a P has no cache).
+pub(crate) fn release_one(cfg: StackConfig, s: GoroutineStack) {
+    global_put(cfg, vec![s]);
+}
+
 /// How the global pool's guards were installed (for diagnostics and tests).
 pub(crate) fn guard_kind(cfg: StackConfig) -> GuardKind {
     with_pool(cfg, |p| p.guard)

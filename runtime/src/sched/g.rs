@@ -37,7 +37,7 @@ use crate::coro::Goroutine;
 use crate::task::{RunRef, WeakRun};
 use std::cell::{Cell, UnsafeCell};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::parkword::{ParkWord, Unpark, generation, state};
 
@@ -70,6 +70,16 @@ pub(crate) struct G {
     pub(crate) goid: AtomicU64,
     /// Atomic (Relaxed, diagnostics only): the last `WaitReason` it parked with.
     wait_reason: AtomicU8,
+    /// Atomic (Relaxed): id + 1 of the M this goroutine is locked to (0 =
+    /// none; `lock_os_thread`), and how many times it locked.
+    pub(crate) lockedm: AtomicU64,
+    pub(crate) lockcount: AtomicU32,
+    /// Atomic (Relaxed; read under a stopped world): the usable range of
+    /// its stack (0, 0 when it has none) and its stack pointer when it last
+    /// switched away (approximate from below: see `coro::suspend`).
+    stack_lo: AtomicUsize,
+    stack_hi: AtomicUsize,
+    pub(crate) saved_sp: AtomicUsize,
     park: ParkWord,
     exec: UnsafeCell<Exec>,
     /// Goroutine-local values (`glocal.rs`). Owner: the goroutine running
@@ -110,6 +120,11 @@ impl GRef {
         GRef(Arc::new(G {
             goid: AtomicU64::new(0),
             wait_reason: AtomicU8::new(0),
+            lockedm: AtomicU64::new(0),
+            lockcount: AtomicU32::new(0),
+            stack_lo: AtomicUsize::new(0),
+            stack_hi: AtomicUsize::new(0),
+            saved_sp: AtomicUsize::new(0),
             park: ParkWord::new(),
             exec: UnsafeCell::new(Exec::default()),
             locals: crate::glocal::Locals::default(),
@@ -171,6 +186,22 @@ impl GRef {
 }
 
 impl G {
+    pub(crate) fn set_stack(&self, lo: usize, hi: usize) {
+        self.stack_lo.store(lo, Ordering::Relaxed);
+        self.stack_hi.store(hi, Ordering::Relaxed);
+    }
+
+    /// `(lo, hi)` of its stack, `None` if it has none.
+    pub(crate) fn stack_bounds(&self) -> Option<(usize, usize)> {
+        let hi = self.stack_hi.load(Ordering::Relaxed);
+        (hi != 0).then(|| (self.stack_lo.load(Ordering::Relaxed), hi))
+    }
+
+    /// Park-word state name, for scheddetail and the world listing.
+    pub(crate) fn park_state(&self) -> u64 {
+        state(self.park.load())
+    }
+
     pub(crate) fn set_wait_reason(&self, r: super::park::WaitReason) {
         self.wait_reason.store(r as u8, Ordering::Relaxed);
     }
@@ -264,6 +295,18 @@ pub(crate) fn with_current_locals<R>(f: impl FnOnce(&crate::glocal::Locals) -> R
 #[inline(never)]
 pub(crate) fn current_goid() -> u64 {
     CURRENT_GOID.with(Cell::get)
+}
+
+/// Records the running goroutine's stack pointer (approximate, from
+/// below) before it switches away.
+#[inline(never)]
+pub(crate) fn note_saved_sp(sp: usize) {
+    let p = CURRENT_G.with(Cell::get);
+    if !p.is_null() {
+        // SAFETY: as in `with_current`: the M holds the G's token while
+        // `CURRENT_G` points at it, and we run on that goroutine.
+        unsafe { &*p }.saved_sp.store(sp, Ordering::Relaxed);
+    }
 }
 
 /// A handle for the running goroutine, or `None` outside goroutines.

@@ -1,5 +1,6 @@
 //! M: an OS thread running the scheduler loop (Go: `mstart`, `schedule`,
-//! `execute`, `goexit0`, `gosched_m`, `park_m`).
+//! `execute`, `goexit0`, `gosched_m`, `park_m`, `startlockedm`,
+//! `stoplockedm`).
 //!
 //! The M's own thread stack plays Go's g0: `m_main` loops
 //! `find_runnable → execute`, and `execute` resumes the goroutine's
@@ -7,13 +8,22 @@
 //!
 //! The M's state lives in a thread-local ([`MLocal`]) so goroutine code
 //! running on the M can reach its P (to spawn onto the local run queue). It is
-//! only ever borrowed for short, non-suspending sections (`with_m`).
-#![forbid(unsafe_code)]
+//! only ever borrowed for short, non-suspending sections (`with_m`), which
+//! are runtime critical sections: the preemption signal neither freezes the
+//! thread nor releases its P inside one.
+//!
+//! The P itself sits in the M's shared slot (`MShared::p`), because sysmon
+//! may take it while the M is blocked or frozen (see `preempt.rs` for the
+//! ownership protocol). `MLocal::p` reclaims it if the signal released it
+//! and nobody took it yet, and returns `None` if it is gone: callers then
+//! fall back to the global queues, and the M waits for a P at its next
+//! schedule point.
+#![deny(unsafe_code)] // one exception: `MLocal::split` (the P slot)
 
 use super::g::{self, GRef};
-use super::{MShared, P, Sched};
+use super::preempt::{self, M_IDLE, M_LOST, M_RELEASED, M_RUN, M_SYSCALL, NoPreempt};
+use super::{Handoff, MShared, P, Sched, lock_ok};
 use crate::coro::{Goroutine, Reason, overflow};
-use parking_lot::{Condvar, Mutex};
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,8 +34,58 @@ use std::sync::atomic::Ordering;
 /// - all: Owner: this M's thread only (a thread-local).
 pub(crate) struct MLocal {
     pub(crate) sched: Arc<Sched>,
-    pub(crate) p: Option<Box<P>>,
+    pub(crate) me: Arc<MShared>,
     pub(crate) spinning: bool,
+}
+
+impl MLocal {
+    /// This M's P, if it has one (reclaiming it if the preemption signal
+    /// released it and sysmon has not taken it).
+    pub(crate) fn p(&mut self) -> Option<&mut P> {
+        self.split().0
+    }
+
+    /// This M's P (as [`MLocal::p`]) and its scheduler, borrowed together.
+    #[allow(unsafe_code)]
+    pub(crate) fn split(&mut self) -> (Option<&mut P>, &Arc<Sched>) {
+        let me = &self.me;
+        let st = me.state.load(Ordering::Acquire);
+        if (st == M_RELEASED || st == M_SYSCALL)
+            && me
+                .state
+                .compare_exchange(st, M_RUN, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return (None, &self.sched);
+        }
+        if me.state.load(Ordering::Acquire) == M_LOST {
+            return (None, &self.sched);
+        }
+        // SAFETY: we are this M's thread, inside `with_m` (a `NoPreempt`
+        // section, so our own handler cannot release the P), and the state
+        // is M_IDLE or M_RUN, in which nobody else takes the P; `&mut self`
+        // makes this the only reference derived from the slot.
+        (unsafe { me.p.get_mut() }, &self.sched)
+    }
+
+    pub(crate) fn take_p(&mut self) -> Option<Box<P>> {
+        let p = self.me.take_p();
+        if let Some(p) = &p {
+            p.shared.mid.store(u64::MAX, Ordering::Relaxed);
+        }
+        p
+    }
+
+    pub(crate) fn put_p(&mut self, p: Box<P>) {
+        p.shared.mid.store(self.me.id, Ordering::Relaxed);
+        self.me.put_p(p);
+    }
+
+    /// Sets the spinning flag; returns the previous value.
+    pub(crate) fn set_spinning(&mut self, on: bool) -> bool {
+        self.me.spinning.store(on, Ordering::Relaxed);
+        std::mem::replace(&mut self.spinning, on)
+    }
 }
 
 thread_local! {
@@ -36,71 +96,158 @@ thread_local! {
 /// `f` must not suspend and must not call `with_m` again.
 #[inline(never)]
 pub(crate) fn with_m<R>(f: impl FnOnce(&mut MLocal) -> R) -> R {
+    let _np = NoPreempt::new();
     MLOCAL.with(|m| f(m.borrow_mut().as_mut().expect("gort: not on an M")))
 }
 
 /// Like [`with_m`], but `None` on threads that are not Ms.
 #[inline(never)]
 pub(crate) fn try_with_m<R>(f: impl FnOnce(&mut MLocal) -> R) -> Option<R> {
+    let _np = NoPreempt::new();
     MLOCAL.with(|m| m.borrow_mut().as_mut().map(f))
 }
 
 /// The thread body of an M.
-pub(crate) fn m_main(sched: Arc<Sched>, id: u64, p: Box<P>, spinning: bool) {
-    let me = Arc::new(MShared {
-        id,
-        note: Mutex::new(None),
-        cv: Condvar::new(),
-    });
-    // The handler needs a stack to run on when a goroutine stack overflows.
+pub(crate) fn m_main(sched: Arc<Sched>, me: Arc<MShared>, first: Handoff) {
+    // The handler needs a stack to run on when a goroutine stack overflows
+    // (and the preemption handler runs there too).
     let _alt = match overflow::AltStack::install() {
         Ok(a) => a,
-        Err(e) => crate::fatal!("runtime: cannot allocate a signal stack for M{id}: {e}"),
+        Err(e) => crate::fatal!(
+            "runtime: cannot allocate a signal stack for M{}: {e}",
+            me.id
+        ),
     };
-    p.shared.status.store(super::P_RUNNING, Ordering::Relaxed);
+    preempt::unblock_on_this_thread();
+    let (tid, clk) = preempt::this_thread_ids();
+    me.cpu_clock.store(clk, Ordering::Relaxed);
+    let flag = preempt::register_m(&me);
+    me.preempt_flag.store(
+        flag as *mut std::sync::atomic::AtomicBool,
+        Ordering::Release,
+    );
+    me.tid.store(tid, Ordering::Release);
     MLOCAL.with(|m| {
         *m.borrow_mut() = Some(MLocal {
             sched: sched.clone(),
-            p: Some(p),
-            spinning,
+            me: me.clone(),
+            spinning: false,
         })
     });
-    while let Some((g, inherit)) = sched.find_runnable(&me) {
-        execute(&sched, g, inherit);
+    let mut next = match first {
+        Handoff::Run(p, spinning) => {
+            p.shared.status.store(super::P_RUNNING, Ordering::Relaxed);
+            with_m(|m| {
+                m.put_p(p);
+                m.set_spinning(spinning);
+            });
+            None
+        }
+        Handoff::RunLocked(p, g) => {
+            with_m(|m| m.put_p(p));
+            Some(g)
+        }
+        Handoff::Exit | Handoff::Recheck => None,
+    };
+    loop {
+        let (g, inherit) = match next.take() {
+            Some(g) => (g, false),
+            None => match sched.find_runnable(&me) {
+                Some(x) => x,
+                None => break,
+            },
+        };
+        // A goroutine locked to another M runs only there (Go:
+        // `startlockedm`): hand it our P, then look for a P again.
+        let locked_to = g.g().lockedm.load(Ordering::Relaxed);
+        if locked_to != 0 && locked_to != me.id + 1 {
+            sched.start_locked_m(locked_to - 1, g);
+            continue;
+        }
+        match execute(&sched, &me, g, inherit) {
+            Next::Schedule => {}
+            Next::WaitLocked => {
+                // Our goroutine is locked to us and parked or yielded (Go:
+                // `stoplockedm`): give the P away and wait for it.
+                match sched.stop_locked_m(&me) {
+                    Some((p, g)) => {
+                        with_m(|m| m.put_p(p));
+                        next = Some(g);
+                    }
+                    None => break,
+                }
+            }
+            Next::Exit => break,
+        }
     }
-    // Leaving: hand the P back so shutdown can drain it.
-    let p = MLOCAL.with(|m| m.borrow_mut().take().and_then(|m| m.p));
-    if let Some(p) = p {
-        let mut l = sched.lock.lock();
-        l.retired.push(p);
+    // Leaving: hand the P back so shutdown can drain it (or, for an M whose
+    // locked goroutine exited, to the idle list).
+    let p = with_m(|m| m.take_p());
+    let spinning = with_m(|m| m.set_spinning(false));
+    sched.m_exiting(&me, p, spinning);
+    MLOCAL.with(|m| m.borrow_mut().take());
+    preempt::unregister_m();
+}
+
+/// What the M does after running a goroutine.
+enum Next {
+    Schedule,
+    /// The goroutine is locked to this M: wait for it.
+    WaitLocked,
+    /// The goroutine exited while locked to this M: the thread ends (Go
+    /// does not reuse a thread whose state a locked goroutine may have
+    /// changed).
+    Exit,
+}
+
+/// After a goroutine switched back: the state returns to M_IDLE; the P is
+/// kept unless sysmon took it meanwhile.
+fn settle_state(me: &MShared) {
+    loop {
+        let st = me.state.load(Ordering::Acquire);
+        let ok = match st {
+            M_RUN | M_RELEASED | M_SYSCALL => me
+                .state
+                .compare_exchange(st, M_IDLE, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok(),
+            _ => {
+                // M_LOST (or already idle): no P to reclaim.
+                me.state.store(M_IDLE, Ordering::Release);
+                true
+            }
+        };
+        if ok {
+            return;
+        }
     }
 }
 
 /// Runs `g` until it suspends or exits (Go: `execute` + the `mcall` back).
-fn execute(sched: &Arc<Sched>, mut g: GRef, inherit: bool) {
+fn execute(sched: &Arc<Sched>, me: &Arc<MShared>, mut g: GRef, inherit: bool) -> Next {
+    let gg = g.g().clone();
     let e = g.exec();
     let fresh = e.coro.is_none();
     // One visit to the P: a new time slice (unless inherited through
     // `runnext`) and, for a goroutine's first run, its stack.
-    let stack = (fresh || !inherit)
-        .then(|| {
-            with_m(|m| {
-                let p = m.p.as_mut().expect("P");
-                if !inherit {
-                    p.new_slice();
-                }
-                fresh.then(|| p.stacks.get())
-            })
-        })
-        .flatten();
+    let stack = with_m(|m| {
+        let p = m.p().expect("P");
+        if !inherit {
+            p.new_slice();
+            preempt::clear_preempt();
+        }
+        fresh.then(|| p.stacks.get())
+    });
     if let Some(stack) = stack {
         let entry = e
             .entry
             .take()
             .expect("gort: runnable G with neither entry nor coroutine");
+        gg.set_stack(stack.bottom(), stack.top());
         e.coro = Some(Goroutine::new(stack, move || {
             let task = entry;
             task.run();
+            // Runtime code from here to the switch back.
+            preempt::set_locks(1);
             // Drop our strong reference before the scope hook fires: once
             // it fires, a scope may return and end the task's borrows.
             let after = task.take_after();
@@ -113,36 +260,78 @@ fn execute(sched: &Arc<Sched>, mut g: GRef, inherit: bool) {
         }));
     }
     g::set_current(Some(&g));
+    me.curg
+        .store(Arc::as_ptr(g.g()) as *mut super::G, Ordering::Release);
+    me.curg_id
+        .store(g.g().goid.load(Ordering::Relaxed), Ordering::Relaxed);
+    me.ticks.fetch_add(1, Ordering::Relaxed);
+    me.state.store(M_RUN, Ordering::Release);
+    preempt::set_locks(0);
     let r = g.exec().coro.as_mut().expect("coroutine").resume();
+    // The goroutine switched back with `locks` = 1 (set by `suspend` or by
+    // the exit path above).
+    preempt::set_locks(1);
+    settle_state(me);
+    me.curg.store(std::ptr::null_mut(), Ordering::Release);
+    me.curg_id.store(0, Ordering::Relaxed);
     g::set_current(None);
+    let locked = g.g().lockedm.load(Ordering::Relaxed) == me.id + 1;
     match r {
         Some(Reason::Yield) => {
             // Go's Gosched: to the global queue, so others get a turn.
             sched.injector.push(g);
+            if !me.p.is_some() {
+                sched.wakep();
+            }
         }
         Some(Reason::Park) => {
             if let Err(g) = g.commit_park() {
                 // A wake-up raced the switch: runnable again at once.
-                with_m(|m| {
-                    let p = m.p.as_ref().expect("P");
-                    p.runqput(g, true, &sched.injector);
+                let g = with_m(|m| match m.split() {
+                    (Some(p), sched) => {
+                        p.runqput(g, true, &sched.injector);
+                        None
+                    }
+                    (None, _) => Some(g),
                 });
+                if let Some(g) = g {
+                    sched.inject(g);
+                }
             }
         }
         None => {
             // The goroutine returned (its joiner was told from inside it).
             g.g().locals.clear();
+            g.g().set_stack(0, 0);
+            g.g().lockedm.store(0, Ordering::Relaxed);
             let e = g.exec();
             e.watch = None;
             let coro = e.coro.take().expect("coroutine");
             let stack = coro.into_stack();
             g.set_dead();
-            with_m(|m| {
-                let p = m.p.as_mut().expect("P");
-                p.shared.ngoroutine.fetch_sub(1, Ordering::Relaxed);
-                p.stacks.put(stack);
-                sched.gfput(p, g);
+            let leftover = with_m(|m| match m.split() {
+                (Some(p), sched) => {
+                    p.shared.ngoroutine.fetch_sub(1, Ordering::Relaxed);
+                    p.stacks.put(stack);
+                    sched.gfput(p, g);
+                    None
+                }
+                (None, _) => Some((g, stack)),
             });
+            if let Some((g, stack)) = leftover {
+                sched.ngoroutine.fetch_sub(1, Ordering::Relaxed);
+                crate::coro::stackpool::release_one(sched.cfg.stacks, stack);
+                lock_ok(&sched.gfree).push(g);
+            }
+            if locked {
+                me.lockedg.store(0, Ordering::Relaxed);
+                return Next::Exit;
+            }
         }
+    }
+    if locked {
+        Next::WaitLocked
+    } else {
+        Next::Schedule
     }
 }

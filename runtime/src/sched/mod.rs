@@ -65,8 +65,11 @@ mod loom_wakeup;
 pub(crate) mod m;
 pub(crate) mod park;
 pub(crate) mod parkword;
+pub(crate) mod preempt;
 pub(crate) mod runq;
+pub(crate) mod sysmon;
 pub(crate) mod timer;
+pub(crate) mod world;
 
 use crate::coro::stack::StackConfig;
 use crate::coro::stackpool::StackCache;
@@ -74,7 +77,7 @@ use crossbeam_deque::Injector;
 use crossbeam_utils::CachePadded;
 use g::{G, GRef};
 use park::Waiter;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use runq::{FastRand, LocalQueue, RandomOrder, SharedQueue};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, OnceLock};
@@ -125,6 +128,15 @@ pub(crate) struct PShared {
     /// Atomic: earliest deadline in this heap, ns since `Sched::epoch`,
     /// `u64::MAX` if none. Written under `timers`, read as a hint.
     pub(crate) timer_next: CachePadded<AtomicU64>,
+    /// Atomic mirror of `P::schedtick` (Relaxed), for sysmon's hog check
+    /// and schedtrace's `schedticks=[...]`.
+    pub(crate) schedtick: AtomicU64,
+    /// Declared blocking calls made on this P (Go: `syscalltick`).
+    pub(crate) syscalltick: AtomicU64,
+    /// Id of the M holding this P (`u64::MAX` when none), for scheddetail.
+    pub(crate) mid: AtomicU64,
+    /// Mirror of `P::gfree.len()` (Relaxed), for scheddetail.
+    pub(crate) gfreecnt: AtomicUsize,
 }
 
 /// A P: owned by exactly one M at a time (or by the idle list).
@@ -154,6 +166,10 @@ impl P {
             ngoroutine: CachePadded::new(AtomicI64::new(0)),
             timers: Mutex::new(timer::Timers::default()),
             timer_next: CachePadded::new(AtomicU64::new(u64::MAX)),
+            schedtick: AtomicU64::new(0),
+            syscalltick: AtomicU64::new(0),
+            mid: AtomicU64::new(u64::MAX),
+            gfreecnt: AtomicUsize::new(0),
         });
         let p = Box::new(P {
             id,
@@ -181,12 +197,9 @@ impl P {
     pub(crate) fn new_slice(&mut self) {
         self.schedtick = self.schedtick.wrapping_add(1);
         self.slice_start = coarse_nanos();
-    }
-
-    /// Has the running goroutine held this P for longer than Go's
-    /// `forcePreemptNS` (10 ms)?
-    pub(crate) fn slice_expired(&self) -> bool {
-        coarse_nanos().saturating_sub(self.slice_start) >= FORCE_PREEMPT_NS
+        self.shared
+            .schedtick
+            .store(self.schedtick as u64, Ordering::Relaxed);
     }
 }
 
@@ -194,6 +207,10 @@ impl P {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Config {
     pub(crate) gomaxprocs: usize,
+    /// GOMAXPROCS was set explicitly (env or builder): sysmon never
+    /// changes it from the cgroup limit.
+    pub(crate) gomaxprocs_explicit: bool,
+    pub(crate) godebug: crate::env::GoDebug,
     pub(crate) stacks: StackConfig,
     pub(crate) max_threads: usize,
 }
@@ -204,50 +221,177 @@ pub(crate) enum Handoff {
     /// Run with this P (spinning or not; if spinning, `nmspinning` already
     /// counts it).
     Run(Box<P>, bool),
+    /// Run this goroutine, which is locked to the woken M, with this P.
+    RunLocked(Box<P>, GRef),
     /// The runtime is stopping.
     Exit,
     /// Re-evaluate (a timer became due earlier); carries no P.
     Recheck,
 }
 
-/// The part of an M other threads may touch: its wake-up note.
-#[derive(Debug)]
-#[allow(dead_code)] // `id` is for Debug output and schedtrace (preemption issue)
+/// The part of an M other threads may touch: its wake-up note, its P slot
+/// and the state sysmon and the preemption signal work with.
+///
+/// # Fields
+/// - `id`, `tid`, `cpu_clock`: set once when the M starts.
+/// - `note`: Protected by its own mutex. Set by `startm`/shutdown, taken by the M.
+/// - `state`, `p`: the ownership protocol in `preempt.rs` (M_IDLE, M_RUN, ...).
+/// - `request`, `signal_pending`, `frozen*`, `regs`, `saved_sp`: the signal
+///   handshake (`preempt.rs`).
+/// - the rest: Atomic progress counters and hints (Relaxed), written by the M,
+///   read by sysmon and schedtrace.
 pub(crate) struct MShared {
     pub(crate) id: u64,
-    /// Protected by: its own mutex. Set by `startm`/shutdown, taken by the M.
-    note: Mutex<Option<Handoff>>,
-    cv: Condvar,
+    note: std::sync::Mutex<Option<Handoff>>,
+    cv: std::sync::Condvar,
+    pub(crate) state: std::sync::atomic::AtomicU32,
+    pub(crate) p: preempt::PSlot,
+    /// Id of the P in `p` (`usize::MAX` if none), for sysmon and schedtrace.
+    pub(crate) pid: AtomicUsize,
+    pub(crate) request: std::sync::atomic::AtomicU32,
+    pub(crate) signal_pending: AtomicBool,
+    pub(crate) tid: std::sync::atomic::AtomicI32,
+    pub(crate) cpu_clock: std::sync::atomic::AtomicI32,
+    pub(crate) preempt_flag: std::sync::atomic::AtomicPtr<AtomicBool>,
+    pub(crate) frozen: std::sync::atomic::AtomicU32,
+    pub(crate) frozen_for_stop: AtomicBool,
+    pub(crate) regs: [AtomicUsize; preempt::NREGS],
+    pub(crate) saved_sp: AtomicUsize,
+    /// Goroutines this M has resumed (progress, for blocking detection).
+    pub(crate) ticks: AtomicU64,
+    /// The G it runs (`Arc::as_ptr`, null when none): read under a stopped
+    /// world, and its goid for schedtrace.
+    pub(crate) curg: std::sync::atomic::AtomicPtr<G>,
+    pub(crate) curg_id: AtomicU64,
+    /// Coarse ns when the current declared blocking section began.
+    pub(crate) syscall_since: AtomicU64,
+    /// Parked in `stopm` (or exited).
+    pub(crate) parked: AtomicBool,
+    pub(crate) spinning: AtomicBool,
+    /// Registered in `Locked::pwait` (frozen, waiting for a P).
+    pub(crate) waiting_p: AtomicBool,
+    /// goid of the goroutine locked to this M (0 = none).
+    pub(crate) lockedg: AtomicU64,
+    /// Inside a declared blocking section (`gort::blocking`), even after
+    /// losing its P: sysmon does not freeze such an M for computing.
+    pub(crate) in_syscall: AtomicBool,
+}
+
+impl std::fmt::Debug for MShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MShared")
+            .field("id", &self.id)
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .field("p", &self.p)
+            .finish()
+    }
 }
 
 impl MShared {
+    pub(crate) fn new(id: u64) -> MShared {
+        MShared {
+            id,
+            note: std::sync::Mutex::new(None),
+            cv: std::sync::Condvar::new(),
+            state: std::sync::atomic::AtomicU32::new(preempt::M_IDLE),
+            p: preempt::PSlot::new(),
+            pid: AtomicUsize::new(usize::MAX),
+            request: std::sync::atomic::AtomicU32::new(0),
+            signal_pending: AtomicBool::new(false),
+            tid: std::sync::atomic::AtomicI32::new(0),
+            cpu_clock: std::sync::atomic::AtomicI32::new(-1),
+            preempt_flag: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+            frozen: std::sync::atomic::AtomicU32::new(preempt::THAWED),
+            frozen_for_stop: AtomicBool::new(false),
+            regs: preempt::new_regs(),
+            saved_sp: AtomicUsize::new(0),
+            ticks: AtomicU64::new(0),
+            curg: std::sync::atomic::AtomicPtr::new(std::ptr::null_mut()),
+            curg_id: AtomicU64::new(0),
+            syscall_since: AtomicU64::new(0),
+            parked: AtomicBool::new(false),
+            spinning: AtomicBool::new(false),
+            waiting_p: AtomicBool::new(false),
+            lockedg: AtomicU64::new(0),
+            in_syscall: AtomicBool::new(false),
+        }
+    }
+
+    fn note(&self) -> std::sync::MutexGuard<'_, Option<Handoff>> {
+        self.note.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn wake(&self, h: Handoff) {
-        *self.note.lock() = Some(h);
+        *self.note() = Some(h);
         self.cv.notify_one();
+    }
+
+    /// Delivers `h` unless a hand-off is pending.
+    fn wake_if_empty(&self, h: Handoff) {
+        let mut n = self.note();
+        if n.is_none() {
+            *n = Some(h);
+            self.cv.notify_one();
+        }
     }
 
     /// Asks the M to re-evaluate; never overwrites a pending `Run`/`Exit`.
     fn recheck(&self) {
-        let mut n = self.note.lock();
+        let mut n = self.note();
         if n.is_none() {
             *n = Some(Handoff::Recheck);
             self.cv.notify_one();
         }
     }
 
+    /// Installs `p` as this M's P (the M owns the slot: it is in scheduler
+    /// code, or frozen without a P and about to be thawed by the caller).
+    pub(crate) fn put_p(&self, p: Box<P>) {
+        self.pid.store(p.id, Ordering::Relaxed);
+        self.p.put(p);
+    }
+
+    /// Takes this M's P (same ownership rule as `put_p`).
+    pub(crate) fn take_p(&self) -> Option<Box<P>> {
+        let p = self.p.take();
+        self.pid.store(usize::MAX, Ordering::Relaxed);
+        p
+    }
+
+    /// Takes the P of an M in a blocking call or released by the signal
+    /// (Go: the CAS in `retake`). `None` if the M got there first.
+    pub(crate) fn steal_p(&self) -> Option<Box<P>> {
+        for from in [preempt::M_SYSCALL, preempt::M_RELEASED] {
+            if self
+                .state
+                .compare_exchange(from, preempt::M_LOST, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return self.take_p();
+            }
+        }
+        None
+    }
+
     /// Waits for a hand-off, or until `deadline` (then `None`).
     fn sleep_until(&self, deadline: Option<std::time::Instant>) -> Option<Handoff> {
-        let mut n = self.note.lock();
+        let mut n = self.note();
         loop {
             if let Some(h) = n.take() {
                 return Some(h);
             }
             match deadline {
-                None => self.cv.wait(&mut n),
+                None => n = self.cv.wait(n).unwrap_or_else(|e| e.into_inner()),
                 Some(d) => {
-                    if self.cv.wait_until(&mut n, d).timed_out() {
-                        return n.take().or(None);
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        return n.take();
                     }
+                    n = self
+                        .cv
+                        .wait_timeout(n, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             }
         }
@@ -270,6 +414,9 @@ struct Locked {
     sleeper: Option<Arc<MShared>>,
     /// Set with the lock held, so `stopm` and shutdown cannot miss each other.
     shutdown: bool,
+    /// Ms frozen without a P, waiting for one, oldest first, with the
+    /// coarse time they started waiting (they have priority over new work).
+    pwait: std::collections::VecDeque<(Arc<MShared>, u64)>,
 }
 
 impl Locked {
@@ -279,6 +426,25 @@ impl Locked {
             self.sleeper = None;
         }
     }
+}
+
+/// `sched.lock`: a std (futex) mutex, not parking_lot: parking_lot parks
+/// through a process-wide table whose bucket locks user code may hold when
+/// the preemption signal freezes it, and the scheduler must never wait on
+/// a frozen thread.
+#[derive(Debug)]
+pub(crate) struct SchedLock(std::sync::Mutex<Locked>);
+
+impl SchedLock {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Locked> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Locks a std mutex, ignoring poisoning (the runtime's own sections do
+/// not panic half-way; a user panic never holds them).
+pub(crate) fn lock_ok<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The scheduler (Go: `schedt`, plus `allp`, `allgs`).
@@ -299,15 +465,27 @@ pub(crate) struct Sched {
     pub(crate) npidle: CachePadded<AtomicUsize>,
     pub(crate) nmspinning: CachePadded<AtomicUsize>,
     pub(crate) injector: CachePadded<Injector<GRef>>,
-    lock: CachePadded<Mutex<Locked>>,
+    lock: CachePadded<SchedLock>,
+    /// Every M that exists (Go: `allm`). Leaf lock; sysmon and the
+    /// stop-the-world hold it while they touch other Ms' thread-locals.
+    pub(crate) allm: std::sync::Mutex<Vec<Arc<MShared>>>,
+    /// A stop-the-world is in progress (Go: `sched.gcwaiting`).
+    pub(crate) stw: AtomicBool,
+    /// `Locked::pwait.len()`, readable without the lock.
+    pub(crate) npwait: AtomicUsize,
+    /// GOMAXPROCS set by the program (builder, env or `set_gomaxprocs`).
+    pub(crate) gomaxprocs_explicit: AtomicBool,
+    pub(crate) sysmon: sysmon::Handle,
     /// Goroutines started from plain threads (per-P counts are in `PShared`).
     pub(crate) ngoroutine: CachePadded<AtomicI64>,
     goidgen: AtomicU64,
-    mcount: AtomicUsize,
+    pub(crate) mcount: AtomicUsize,
     midgen: AtomicU64,
+    /// Go's `SetMaxThreads` limit.
+    pub(crate) max_threads: AtomicUsize,
     pub(crate) shutdown: AtomicBool,
-    allgs: Mutex<Vec<Arc<G>>>,
-    gfree: Mutex<Vec<GRef>>,
+    pub(crate) allgs: std::sync::Mutex<Vec<Arc<G>>>,
+    gfree: std::sync::Mutex<Vec<GRef>>,
     /// Immutable after init: the origin of every `PShared::timer_next`.
     epoch: std::time::Instant,
 }
@@ -340,14 +518,20 @@ impl Sched {
             npidle: CachePadded::new(AtomicUsize::new(0)),
             nmspinning: CachePadded::new(AtomicUsize::new(0)),
             injector: CachePadded::new(Injector::new()),
-            lock: CachePadded::new(Mutex::new(Locked::default())),
+            lock: CachePadded::new(SchedLock(std::sync::Mutex::new(Locked::default()))),
+            allm: std::sync::Mutex::new(Vec::new()),
+            stw: AtomicBool::new(false),
+            npwait: AtomicUsize::new(0),
+            gomaxprocs_explicit: AtomicBool::new(cfg.gomaxprocs_explicit),
+            sysmon: sysmon::Handle::default(),
             ngoroutine: CachePadded::new(AtomicI64::new(0)),
             goidgen: AtomicU64::new(0),
             mcount: AtomicUsize::new(0),
             midgen: AtomicU64::new(0),
+            max_threads: AtomicUsize::new(cfg.max_threads),
             shutdown: AtomicBool::new(false),
-            allgs: Mutex::new(Vec::new()),
-            gfree: Mutex::new(Vec::new()),
+            allgs: std::sync::Mutex::new(Vec::new()),
+            gfree: std::sync::Mutex::new(Vec::new()),
             epoch: std::time::Instant::now(),
         });
         {
@@ -401,9 +585,10 @@ impl Sched {
     pub(crate) fn gfget(&self, p: Option<&mut P>) -> GRef {
         if let Some(p) = p {
             if let Some(g) = p.gfree.pop() {
+                p.shared.gfreecnt.store(p.gfree.len(), Ordering::Relaxed);
                 return g;
             }
-            let mut global = self.gfree.lock();
+            let mut global = lock_ok(&self.gfree);
             let n = global.len().min(GFREE_MAX / 2);
             let at = global.len() - n;
             p.gfree.extend(global.drain(at..));
@@ -411,11 +596,11 @@ impl Sched {
             if let Some(g) = p.gfree.pop() {
                 return g;
             }
-        } else if let Some(g) = self.gfree.lock().pop() {
+        } else if let Some(g) = lock_ok(&self.gfree).pop() {
             return g;
         }
         let g = GRef::new_g();
-        self.allgs.lock().push(g.g().clone());
+        lock_ok(&self.allgs).push(g.g().clone());
         g
     }
 
@@ -424,8 +609,37 @@ impl Sched {
         p.gfree.push(g);
         if p.gfree.len() > GFREE_MAX {
             let half = p.gfree.split_off(GFREE_MAX / 2);
-            self.gfree.lock().extend(half);
+            lock_ok(&self.gfree).extend(half);
         }
+        p.shared.gfreecnt.store(p.gfree.len(), Ordering::Relaxed);
+    }
+
+    /// The shared part of P `i`, if it exists.
+    pub(crate) fn pshared(&self, i: usize) -> Option<&Arc<PShared>> {
+        self.allp.get(i).and_then(|p| p.get())
+    }
+
+    /// Is there work that P `pid` (or any idle P) could run if freed?
+    pub(crate) fn work_waiting(&self, pid: usize) -> bool {
+        self.pshared(pid).is_some_and(|p| !p.q.is_empty())
+            || !self.injector.is_empty()
+            || self.npwait.load(Ordering::Relaxed) > 0
+            || self.timers_due()
+    }
+
+    /// Does an idle M wait on the timers?
+    pub(crate) fn has_timer_sleeper(&self) -> bool {
+        self.lock.lock().sleeper.is_some()
+    }
+
+    /// `(idle Ms, idle Ms waiting for their locked goroutine)`.
+    pub(crate) fn idle_counts(&self) -> (usize, usize) {
+        let idle = self.lock.lock().midle.len();
+        let locked = lock_ok(&self.allm)
+            .iter()
+            .filter(|m| m.lockedg.load(Ordering::Relaxed) != 0 && m.parked.load(Ordering::Relaxed))
+            .count();
+        (idle, locked)
     }
 
     /// Number of goroutines that exist (Go: `NumGoroutine`).
@@ -437,6 +651,36 @@ impl Sched {
             .map(|p| p.ngoroutine.load(Ordering::Relaxed))
             .sum();
         (self.ngoroutine.load(Ordering::Relaxed) + per_p).max(0) as usize
+    }
+
+    /// An idle P for a goroutine returning from a blocking call, unless the
+    /// world is stopping.
+    pub(crate) fn pidleget_now(&self) -> Option<Box<P>> {
+        if self.stw.load(Ordering::SeqCst) {
+            return None;
+        }
+        let mut l = self.lock.lock();
+        self.pidleget(&mut l)
+    }
+
+    /// After a stop-the-world: idle Ps go to Ms frozen waiting for one, and
+    /// an M is woken if work waits.
+    pub(crate) fn restart_idle(self: &Arc<Sched>) {
+        {
+            let mut l = self.lock.lock();
+            while self.npwait.load(Ordering::SeqCst) > 0 {
+                let Some(p) = self.pidleget(&mut l) else {
+                    break;
+                };
+                if let Some(p) = self.give_to_waiter(&mut l, p) {
+                    self.pidleput(&mut l, p);
+                    break;
+                }
+            }
+        }
+        if self.any_work() {
+            self.wakep();
+        }
     }
 
     /// `pidleget`: an idle P, marked running. Must hold `sched.lock`.
@@ -455,9 +699,86 @@ impl Sched {
             l.retired.push(p);
             return;
         }
+        let p = match self.give_to_waiter(l, p) {
+            Some(p) => p,
+            None => return,
+        };
         p.shared.status.store(P_IDLE, Ordering::Relaxed);
+        p.shared.mid.store(u64::MAX, Ordering::Relaxed);
         l.pidle.push(p);
         self.npidle.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Gives `p` to the longest-waiting M that is frozen without a P (it
+    /// resumes its goroutine on its own thread), unless the world is
+    /// stopping. Returns `p` if nobody waits. Must hold `sched.lock`.
+    fn give_to_waiter(&self, l: &mut Locked, mut p: Box<P>) -> Option<Box<P>> {
+        if self.stw.load(Ordering::SeqCst) {
+            return Some(p);
+        }
+        let Some((m, _)) = l.pwait.pop_front() else {
+            return Some(p);
+        };
+        self.npwait.fetch_sub(1, Ordering::SeqCst);
+        m.waiting_p.store(false, Ordering::Relaxed);
+        p.new_slice();
+        p.shared.status.store(P_RUNNING, Ordering::Relaxed);
+        p.shared.mid.store(m.id, Ordering::Relaxed);
+        m.put_p(p);
+        m.state.store(preempt::M_RUN, Ordering::Release);
+        preempt::thaw(&m);
+        None
+    }
+
+    /// Registers `m`, frozen without a P, as waiting for one. If a P is
+    /// idle it gets it at once.
+    pub(crate) fn add_pwaiter(&self, m: &Arc<MShared>) {
+        let mut l = self.lock.lock();
+        if m.waiting_p.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        l.pwait.push_back((m.clone(), coarse_nanos()));
+        self.npwait.fetch_add(1, Ordering::SeqCst);
+        if let Some(p) = self.pidleget(&mut l) {
+            if let Some(p) = self.give_to_waiter(&mut l, p) {
+                self.pidleput(&mut l, p);
+            }
+        }
+    }
+
+    /// At a schedule point: if an M frozen without a P has waited a whole
+    /// time slice, this M hands it its P (Go puts a preempted G on the
+    /// global queue; ours keeps its thread, so it queues for a P instead).
+    /// Returns whether the P was given away.
+    fn maybe_yield_p_to_waiter(&self) -> bool {
+        if self.npwait.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        let due = {
+            let l = self.lock.lock();
+            l.pwait
+                .front()
+                .is_some_and(|(_, t)| coarse_nanos().saturating_sub(*t) >= FORCE_PREEMPT_NS)
+        };
+        if !due {
+            return false;
+        }
+        let Some(p) = m::with_m(|m| m.take_p()) else {
+            return false;
+        };
+        let mut l = self.lock.lock();
+        match self.give_to_waiter(&mut l, p) {
+            None => {
+                drop(l);
+                self.drop_spinning();
+                true
+            }
+            Some(p) => {
+                drop(l);
+                m::with_m(|m| m.put_p(p));
+                false
+            }
+        }
     }
 
     /// `wakep`: try to add one spinning M if there is an idle P and nobody
@@ -466,7 +787,7 @@ impl Sched {
         // StoreLoad: the queue push before this fence is visible to an M
         // that goes idle after our loads below (see the module docs).
         fence(Ordering::SeqCst);
-        if self.npidle.load(Ordering::SeqCst) == 0 {
+        if self.npidle.load(Ordering::SeqCst) == 0 || self.stw.load(Ordering::SeqCst) {
             return;
         }
         if self.nmspinning.load(Ordering::SeqCst) != 0
@@ -493,29 +814,38 @@ impl Sched {
     /// `startm`: run `p` on an idle M, or a new one. Consumes the lock guard.
     fn startm_locked(
         self: &Arc<Sched>,
-        mut l: parking_lot::MutexGuard<'_, Locked>,
+        mut l: std::sync::MutexGuard<'_, Locked>,
         p: Box<P>,
         spinning: bool,
     ) {
+        p.shared.status.store(P_RUNNING, Ordering::Relaxed);
         if let Some(m) = l.midle.pop() {
             drop(l);
             m.wake(Handoff::Run(p, spinning));
             return;
         }
+        self.newm(l, Handoff::Run(p, spinning));
+    }
+
+    /// Starts a new M that begins with `first` (Go: `newm`). Consumes the
+    /// lock guard.
+    fn newm(self: &Arc<Sched>, mut l: std::sync::MutexGuard<'_, Locked>, first: Handoff) {
         let n = self.mcount.load(Ordering::Relaxed);
-        if n >= self.cfg.max_threads {
+        let max = self.max_threads.load(Ordering::Relaxed);
+        if n >= max {
             drop(l);
             crate::fatal!(
-                "runtime: program exceeds {}-thread limit\nfatal error: thread exhaustion",
-                self.cfg.max_threads
+                "runtime: program exceeds {max}-thread limit\nfatal error: thread exhaustion"
             );
         }
         self.mcount.fetch_add(1, Ordering::Relaxed);
         let id = self.midgen.fetch_add(1, Ordering::Relaxed);
         let sched = self.clone();
+        let me = Arc::new(MShared::new(id));
+        lock_ok(&self.allm).push(me.clone());
         let r = std::thread::Builder::new()
             .name(format!("gort-m{id}"))
-            .spawn(move || m::m_main(sched, id, p, spinning));
+            .spawn(move || m::m_main(sched, me, first));
         match r {
             Ok(h) => l.threads.push(h),
             Err(e) => {
@@ -529,8 +859,109 @@ impl Sched {
         }
     }
 
+    /// Hands `g`, locked to M `mid`, to that M along with this M's P (Go:
+    /// `startlockedm`). This M is left without a P.
+    pub(crate) fn start_locked_m(self: &Arc<Sched>, mid: u64, g: GRef) {
+        let target = lock_ok(&self.allm).iter().find(|m| m.id == mid).cloned();
+        let p = m::with_m(|m| m.take_p()).expect("P");
+        self.drop_spinning();
+        match target {
+            Some(t) => {
+                p.shared.mid.store(t.id, Ordering::Relaxed);
+                t.wake(Handoff::RunLocked(p, g));
+            }
+            None => {
+                // Its M is gone (it cannot be while the goroutine lives);
+                // run it anywhere rather than lose it.
+                g.g().lockedm.store(0, Ordering::Relaxed);
+                m::with_m(|m| m.put_p(p));
+                self.injector.push(g);
+            }
+        }
+    }
+
+    /// This M's goroutine is locked to it and not runnable: give the P away
+    /// and sleep until the goroutine is handed back with a P (Go:
+    /// `stoplockedm`). `None` = the runtime is stopping.
+    pub(crate) fn stop_locked_m(self: &Arc<Sched>, me: &Arc<MShared>) -> Option<(Box<P>, GRef)> {
+        if let Some(p) = m::with_m(|m| m.take_p()) {
+            self.drop_spinning();
+            self.handoffp(p);
+        }
+        me.parked.store(true, Ordering::SeqCst);
+        let r = loop {
+            if self.shutdown.load(Ordering::Acquire) {
+                break None;
+            }
+            match me.sleep_until(None) {
+                Some(Handoff::RunLocked(p, g)) => break Some((p, g)),
+                Some(Handoff::Run(p, _)) => {
+                    // Not for us (a stale idle hand-off): pass it on.
+                    self.handoffp(p);
+                }
+                Some(Handoff::Exit) => break None,
+                _ => {}
+            }
+        };
+        me.parked.store(false, Ordering::SeqCst);
+        r
+    }
+
+    /// Gives away a P this thread holds but will not use (Go: `handoffp`):
+    /// to an M frozen waiting for one, to a new M if there is work, else to
+    /// the idle list.
+    pub(crate) fn handoffp(self: &Arc<Sched>, p: Box<P>) {
+        let mut l = self.lock.lock();
+        if l.shutdown {
+            l.retired.push(p);
+            return;
+        }
+        let Some(p) = self.give_to_waiter(&mut l, p) else {
+            return;
+        };
+        let work = !p.shared.q.is_empty() || !self.injector.is_empty() || self.timers_due();
+        if work && !self.stw.load(Ordering::SeqCst) {
+            self.startm_locked(l, p, false);
+        } else {
+            self.pidleput(&mut l, p);
+            drop(l);
+            if work {
+                self.wakep();
+            }
+        }
+    }
+
+    /// An M leaves (runtime stopping, or its locked goroutine exited).
+    pub(crate) fn m_exiting(
+        self: &Arc<Sched>,
+        me: &Arc<MShared>,
+        p: Option<Box<P>>,
+        spinning: bool,
+    ) {
+        if spinning {
+            self.nmspinning.fetch_sub(1, Ordering::SeqCst);
+        }
+        {
+            let mut all = lock_ok(&self.allm);
+            if let Some(i) = all.iter().position(|m| Arc::ptr_eq(m, me)) {
+                all.swap_remove(i);
+            }
+        }
+        me.tid.store(0, Ordering::Release);
+        me.parked.store(true, Ordering::SeqCst);
+        self.mcount.fetch_sub(1, Ordering::Relaxed);
+        if let Some(p) = p {
+            if self.shutdown.load(Ordering::Acquire) {
+                self.lock.lock().retired.push(p);
+            } else {
+                self.handoffp(p);
+            }
+        }
+    }
+
     /// Starts the first M with a P (at `run`).
     pub(crate) fn start_first_m(self: &Arc<Sched>) {
+        sysmon::start(self);
         // Queueing the main goroutine may already have started a spinning
         // M (via `wakep`); then there is nothing more to do.
         let mut l = self.lock.lock();
@@ -539,12 +970,20 @@ impl Sched {
         }
     }
 
-    /// `stopm`: park this M until it is handed a P. `None` = exit.
+    /// `stopm`: park this M until it is handed a P (`Handoff::Run` or
+    /// `Handoff::RunLocked`). `None` = exit.
     ///
     /// The first idle M while timers exist becomes the timer sleeper: it
     /// waits with the earliest deadline as timeout, then takes an idle P to
     /// fire the due timers (see `timer.rs`).
-    fn stopm(&self, me: &Arc<MShared>) -> Option<(Box<P>, bool)> {
+    fn stopm(&self, me: &Arc<MShared>) -> Option<Handoff> {
+        me.parked.store(true, Ordering::SeqCst);
+        let r = self.stopm_inner(me);
+        me.parked.store(false, Ordering::SeqCst);
+        r
+    }
+
+    fn stopm_inner(&self, me: &Arc<MShared>) -> Option<Handoff> {
         loop {
             let deadline = {
                 let mut l = self.lock.lock();
@@ -564,9 +1003,9 @@ impl Sched {
                 }
             };
             match me.sleep_until(deadline) {
-                Some(Handoff::Run(p, spinning)) => {
+                Some(h @ (Handoff::Run(..) | Handoff::RunLocked(..))) => {
                     self.clear_sleeper(me);
-                    return Some((p, spinning));
+                    return Some(h);
                 }
                 Some(Handoff::Exit) => return None,
                 Some(Handoff::Recheck) | None => {
@@ -578,7 +1017,9 @@ impl Sched {
                         drop(l);
                         self.clear_sleeper(me);
                         match me.sleep_until(None) {
-                            Some(Handoff::Run(p, spinning)) => return Some((p, spinning)),
+                            Some(h @ (Handoff::Run(..) | Handoff::RunLocked(..))) => {
+                                return Some(h);
+                            }
                             Some(Handoff::Exit) => return None,
                             _ => continue,
                         }
@@ -588,9 +1029,11 @@ impl Sched {
                         return None;
                     }
                     if self.timers_due() {
-                        if let Some(p) = self.pidleget(&mut l) {
+                        if !self.stw.load(Ordering::SeqCst)
+                            && let Some(p) = self.pidleget(&mut l)
+                        {
                             // Fire the timers from the schedule loop, with a P.
-                            return Some((p, false));
+                            return Some(Handoff::Run(p, false));
                         }
                         // Every P is busy: fire them here (the woken Gs go
                         // to the global queue) so we do not spin on a past
@@ -803,14 +1246,24 @@ impl Sched {
     /// Stops the runtime: every M exits at its next schedule point; returns
     /// when all have. Gs that did not finish are abandoned (see `run`).
     pub(crate) fn stop(self: &Arc<Sched>) {
+        self.sysmon.stop();
         let idle = {
             let mut l = self.lock.lock();
             l.shutdown = true;
             self.shutdown.store(true, Ordering::SeqCst);
+            for (m, _) in l.pwait.drain(..) {
+                // Frozen Ms waiting for a P resume without one and stop at
+                // their next schedule point.
+                m.waiting_p.store(false, Ordering::Relaxed);
+                preempt::thaw(&m);
+            }
             std::mem::take(&mut l.midle)
         };
         for m in idle {
             m.wake(Handoff::Exit);
+        }
+        for m in lock_ok(&self.allm).iter() {
+            m.wake_if_empty(Handoff::Exit);
         }
         loop {
             let threads = std::mem::take(&mut self.lock.lock().threads);
@@ -840,7 +1293,7 @@ impl Sched {
         while let Some(g) = self.global_one() {
             toks.push(g);
         }
-        let allgs = std::mem::take(&mut *self.allgs.lock());
+        let allgs = std::mem::take(&mut *lock_ok(&self.allgs));
         for g in &allgs {
             if let Some(t) = g.claim_parked() {
                 toks.push(t);
@@ -864,7 +1317,7 @@ impl Sched {
                 }
             }
         }
-        self.gfree.lock().clear();
+        lock_ok(&self.gfree).clear();
     }
 }
 
@@ -876,9 +1329,40 @@ impl Sched {
             if self.shutdown.load(Ordering::Acquire) {
                 return None;
             }
+            // No P (lost in a blocking call, handed to a frozen M, or given
+            // up below): wait until handed one.
+            if !me.p.is_some() {
+                match self.stopm(me)? {
+                    Handoff::Run(p, spinning) => m::with_m(|m| {
+                        m.put_p(p);
+                        m.set_spinning(spinning);
+                    }),
+                    Handoff::RunLocked(p, g) => {
+                        m::with_m(|m| m.put_p(p));
+                        return Some((g, false));
+                    }
+                    Handoff::Exit | Handoff::Recheck => unreachable!("stopm returns a P"),
+                }
+                continue;
+            }
+            if self.stw.load(Ordering::SeqCst) {
+                // The world is stopping: park with no P.
+                let p = m::with_m(|m| m.take_p()).expect("P");
+                {
+                    let mut l = self.lock.lock();
+                    self.pidleput(&mut l, p);
+                }
+                self.drop_spinning();
+                continue;
+            }
+            if self.maybe_yield_p_to_waiter() {
+                continue;
+            }
             self.run_timers();
+            let mut became_spinning = false;
             let step = m::with_m(|m| {
-                let p = m.p.as_mut().expect("gort: M without P in find_runnable");
+                let spinning = m.spinning;
+                let p = m.p().expect("gort: M without P in find_runnable");
                 if p.id >= self.gomaxprocs.load(Ordering::SeqCst) {
                     return Step::Retire;
                 }
@@ -897,10 +1381,10 @@ impl Sched {
                     .gomaxprocs
                     .load(Ordering::SeqCst)
                     .saturating_sub(self.npidle.load(Ordering::SeqCst));
-                if m.spinning || 2 * self.nmspinning.load(Ordering::SeqCst) < busy {
-                    if !m.spinning {
-                        m.spinning = true;
+                if spinning || 2 * self.nmspinning.load(Ordering::SeqCst) < busy {
+                    if !spinning {
                         self.nmspinning.fetch_add(1, Ordering::SeqCst);
+                        became_spinning = true;
                     }
                     if let Some(g) = self.steal_work(p) {
                         return Step::Found(g, false);
@@ -908,13 +1392,20 @@ impl Sched {
                 }
                 Step::Idle
             });
+            if became_spinning {
+                m::with_m(|m| m.set_spinning(true));
+            }
             match step {
                 Step::Found(g, inherit) => {
                     self.reset_spinning();
+                    // Sysmon found this P's time slice expired: whatever
+                    // runs next starts a new one (Go: a preempted G does not
+                    // pass its slice on through `runnext`).
+                    let inherit = inherit && !preempt::preempt_requested();
                     return Some((g, inherit));
                 }
                 Step::Retire => {
-                    let p = m::with_m(|m| m.p.take()).expect("P");
+                    let p = m::with_m(|m| m.take_p()).expect("P");
                     let mut toks = Vec::new();
                     p.runq.drain(&p.shared.q, &mut toks);
                     for g in toks {
@@ -932,13 +1423,14 @@ impl Sched {
                     self.wakep();
                 }
                 Step::Idle => {
-                    let p = m::with_m(|m| m.p.take()).expect("P");
+                    let p = m::with_m(|m| m.take_p()).expect("P");
                     {
                         let mut l = self.lock.lock();
                         if !self.injector.is_empty() && !l.shutdown {
                             // Go checks the global queue under sched.lock
                             // before giving up the P.
-                            m::with_m(|m| m.p = Some(p));
+                            drop(l);
+                            m::with_m(|m| m.put_p(p));
                             continue;
                         }
                         self.pidleput(&mut l, p);
@@ -957,8 +1449,8 @@ impl Sched {
                         };
                         if let Some(p) = got {
                             m::with_m(|m| {
-                                m.p = Some(p);
-                                m.spinning = true;
+                                m.put_p(p);
+                                m.set_spinning(true);
                             });
                             self.nmspinning.fetch_add(1, Ordering::SeqCst);
                             continue;
@@ -966,19 +1458,13 @@ impl Sched {
                     }
                 }
             }
-            // No P: park until handed one.
-            let (p, spinning) = self.stopm(me)?;
-            m::with_m(|m| {
-                m.p = Some(p);
-                m.spinning = spinning;
-            });
         }
     }
 
     /// This M stops spinning because it found work (Go: `resetspinning`):
     /// if it was the last spinner, start another.
     fn reset_spinning(self: &Arc<Sched>) {
-        let was = m::with_m(|m| std::mem::replace(&mut m.spinning, false));
+        let was = m::with_m(|m| m.set_spinning(false));
         if was {
             let left = self.nmspinning.fetch_sub(1, Ordering::SeqCst) - 1;
             if left == 0 {
@@ -989,7 +1475,7 @@ impl Sched {
 
     /// This M stops spinning without work.
     fn drop_spinning(&self) {
-        let was = m::with_m(|m| std::mem::replace(&mut m.spinning, false));
+        let was = m::with_m(|m| m.set_spinning(false));
         if was {
             self.nmspinning.fetch_sub(1, Ordering::SeqCst);
         }

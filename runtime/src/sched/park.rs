@@ -9,9 +9,11 @@
 #![forbid(unsafe_code)]
 
 use super::g::{self, GHandle, GRef};
-use super::{Sched, m};
+use super::preempt::{self, M_LOST, M_RUN, M_SYSCALL};
+use super::{Sched, coarse_nanos, m};
 use crate::coro::{self, Reason};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// Someone blocked in [`park_current`].
 #[derive(Debug, Clone)]
@@ -140,13 +142,24 @@ pub(crate) fn park_current_until(deadline: std::time::Instant, why: WaitReason) 
         std::thread::park_timeout(deadline - now);
         return;
     }
-    let (sched, p) = m::with_m(|m| (m.sched.clone(), m.p.as_ref().expect("P").shared.clone()));
-    let id = sched.add_timer(&p, deadline, Waiter::current());
+    let (sched, p) = m::with_m(|m| {
+        let p = match m.p() {
+            Some(p) => p.shared.clone(),
+            // No P (it was taken during a blocking call): any P's heap works.
+            None => m.sched.pshared(0).expect("P0").clone(),
+        };
+        (m.sched.clone(), p)
+    });
+    let id = {
+        let _np = preempt::NoPreempt::new();
+        sched.add_timer(&p, deadline, Waiter::current())
+    };
     park_current(why);
     // Any M may run us now; the timer lives on the P's heap, not the M.
     // If the deadline passed the timer fired (or will, harmlessly: a
     // spurious wake-up), so the cancel and its lock are skipped.
     if std::time::Instant::now() < deadline {
+        let _np = preempt::NoPreempt::new();
         sched.cancel_timer(&p, id);
     }
 }
@@ -157,14 +170,14 @@ pub(crate) fn ready(g: GRef) {
     let mut g = Some(g);
     let on_m = m::try_with_m(|m| {
         let g = g.take().expect("g");
-        match m.p.as_ref() {
-            Some(p) => {
-                p.runqput(g, true, &m.sched.injector);
+        match m.split() {
+            (Some(p), sched) => {
+                p.runqput(g, true, &sched.injector);
                 // `wakep` never re-enters `with_m`, so it may run inside it
                 // (and we avoid bumping the shared `Arc<Sched>` count).
-                m.sched.wakep();
+                sched.wakep();
             }
-            None => m.sched.inject(g),
+            (None, sched) => sched.inject(g),
         }
     });
     if on_m.is_some() {
@@ -184,22 +197,17 @@ pub(crate) fn ready(g: GRef) {
 pub(crate) fn spawn_task(task: crate::task::RunRef, sched_hint: Option<&Arc<Sched>>) -> u64 {
     let mut entry = Some(task);
     let on_m = m::try_with_m(|m| {
-        let sched = &m.sched;
-        let p = m.p.as_deref_mut()?;
+        let sched = m.sched.clone();
+        let p = m.p()?;
         let (g, goid) = sched.new_goroutine(Some(&mut *p), entry.take().expect("entry"));
-        let spilled = p.runqput(g, true, &sched.injector);
+        p.runqput(g, true, &sched.injector);
         sched.wakep();
-        // A safe point: a goroutine that fills its run queue after holding
-        // the P for a whole time slice (10 ms) yields here, so the queued
-        // goroutines run on this P too (Go gets the same from sysmon's
-        // preemption of the spawner).
-        Some((goid, spilled && p.slice_expired()))
+        Some(goid)
     })
     .flatten();
-    if let Some((goid, yield_now)) = on_m {
-        if yield_now && coro::on_goroutine() {
-            coro::suspend(Reason::Yield);
-        }
+    if let Some(goid) = on_m {
+        // A safe point (Go: `newproc` may be preempted like any call).
+        preempt_check();
         return goid;
     }
     let sched = match sched_hint.cloned().or_else(crate::runtime::current_sched) {
@@ -221,4 +229,127 @@ pub(crate) fn yield_now() {
     } else {
         std::thread::yield_now();
     }
+}
+
+/// A voluntary safe point (Go: the stack-bound check in every function
+/// prologue): if sysmon asked this goroutine to yield, it does. One
+/// thread-local load and a branch when nobody asked.
+#[inline]
+pub(crate) fn preempt_check() {
+    if preempt::preempt_requested() {
+        preempt_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn preempt_slow() {
+    preempt::clear_preempt();
+    if coro::on_goroutine() {
+        coro::suspend(Reason::Yield);
+    }
+}
+
+/// Runs `f`, a call that may block its thread, as Go runs a system call
+/// (`entersyscall` / `exitsyscall`): if it lasts longer than ~20 µs while
+/// other goroutines wait, sysmon hands this M's P to another M; on return
+/// the goroutine gets a P back (this one if still free, else an idle one,
+/// else it queues for one) before it runs on. On a plain thread it just
+/// calls `f`.
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    if !coro::on_goroutine() {
+        return f();
+    }
+    enter_blocking();
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            exit_blocking();
+        }
+    }
+    let exit = Exit;
+    let r = f();
+    drop(exit);
+    r
+}
+
+fn enter_blocking() {
+    m::with_m(|m| {
+        let work = match m.p() {
+            Some(p) => {
+                p.shared.syscalltick.fetch_add(1, Ordering::Relaxed);
+                !p.shared.q.is_empty() || !m.sched.injector.is_empty()
+            }
+            None => false,
+        };
+        m.me.syscall_since.store(coarse_nanos(), Ordering::Relaxed);
+        m.me.in_syscall.store(true, Ordering::Relaxed);
+        let _ =
+            m.me.state
+                .compare_exchange(M_RUN, M_SYSCALL, Ordering::AcqRel, Ordering::Acquire);
+        if work {
+            m.sched.sysmon.kick();
+        }
+    });
+}
+
+fn exit_blocking() {
+    let has_p = m::with_m(|m| {
+        m.me.in_syscall.store(false, Ordering::Relaxed);
+        if m.p().is_some() {
+            return true;
+        }
+        // Our P was handed on: take an idle one if there is one.
+        if m.me.state.load(Ordering::Acquire) == M_LOST
+            && let Some(p) = m.sched.pidleget_now()
+        {
+            m.put_p(p);
+            m.me.state.store(M_RUN, Ordering::Release);
+            return true;
+        }
+        false
+    });
+    if !has_p {
+        // No P free (Go: `exitsyscall0`): queue for one. The M's scheduler
+        // puts us on the global queue and waits for a P itself.
+        coro::suspend(Reason::Yield);
+    } else {
+        preempt_check();
+    }
+}
+
+/// `runtime.LockOSThread` (see `gort::runtime::lock_os_thread`).
+pub(crate) fn lock_os_thread() {
+    if !coro::on_goroutine() {
+        return;
+    }
+    m::with_m(|m| {
+        let mid = m.me.id;
+        g::with_current(|g| {
+            g.lockcount.fetch_add(1, Ordering::Relaxed);
+            g.lockedm.store(mid + 1, Ordering::Relaxed);
+            m.me.lockedg
+                .store(g.goid.load(Ordering::Relaxed), Ordering::Relaxed);
+        });
+    });
+}
+
+/// `runtime.UnlockOSThread`.
+pub(crate) fn unlock_os_thread() {
+    if !coro::on_goroutine() {
+        return;
+    }
+    m::with_m(|m| {
+        g::with_current(|g| {
+            let n = g.lockcount.load(Ordering::Relaxed);
+            if n == 0 {
+                return;
+            }
+            g.lockcount.store(n - 1, Ordering::Relaxed);
+            if n == 1 {
+                g.lockedm.store(0, Ordering::Relaxed);
+                m.me.lockedg.store(0, Ordering::Relaxed);
+            }
+        });
+    });
 }

@@ -206,6 +206,11 @@ impl SharedQueue {
         !self.runnext.is_empty()
     }
 
+    /// Gs in the queue, not counting `runnext` (a snapshot).
+    pub(crate) fn len(&self) -> usize {
+        self.stealer.len()
+    }
+
     /// Is there anything to steal?
     pub(crate) fn is_empty(&self) -> bool {
         self.stealer.is_empty() && self.runnext.is_empty()

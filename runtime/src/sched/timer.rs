@@ -89,7 +89,6 @@ impl Timers {
     }
 
     /// Number of live timers.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.live.len()
     }
