@@ -1397,11 +1397,20 @@ impl Sched {
             }
             match step {
                 Step::Found(g, inherit) => {
+                    if inherit && preempt::preempt_requested() {
+                        // Sysmon found this P's time slice expired while a
+                        // chain of goroutines handed it on through
+                        // `runnext` (a ping-pong pair). Go preempts the
+                        // running one into the global queue at its next
+                        // call, which breaks the chain; ours parked at a
+                        // channel operation instead, so break it here: the
+                        // partner goes to the back of the global queue and
+                        // the P takes other work first.
+                        preempt::clear_preempt();
+                        self.injector.push(g);
+                        continue;
+                    }
                     self.reset_spinning();
-                    // Sysmon found this P's time slice expired: whatever
-                    // runs next starts a new one (Go: a preempted G does not
-                    // pass its slice on through `runnext`).
-                    let inherit = inherit && !preempt::preempt_requested();
                     return Some((g, inherit));
                 }
                 Step::Retire => {

@@ -121,13 +121,12 @@ pub(crate) fn unregister_m() {
 pub(crate) fn unblock_on_this_thread() {
     // SAFETY: an all-zero sigset_t is valid storage for sigemptyset.
     let mut set: libc::sigset_t = unsafe { MaybeUninit::zeroed().assume_init() };
-    // SAFETY: `set` is a valid sigset_t; pthread_sigmask changes only this
-    // thread's mask.
-    unsafe {
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, SIGPREEMPT);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-    }
+    // SAFETY: `set` is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut set) };
+    // SAFETY: as above; SIGPREEMPT is a valid signal number.
+    unsafe { libc::sigaddset(&mut set, SIGPREEMPT) };
+    // SAFETY: a valid set; pthread_sigmask changes only this thread's mask.
+    unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
 }
 
 // ------------------------------------------------------------ safe points
@@ -184,12 +183,26 @@ impl Drop for NoPreempt {
 }
 
 /// Sets this thread's runtime depth (the M does so around running a
-/// goroutine: 0 while user code runs, 1 in the scheduler).
+/// goroutine: 0 while user code runs, 1 in the scheduler). A deferred stop
+/// request is dropped: the scheduler checks for stop-the-world itself.
 #[inline]
 pub(crate) fn set_locks(n: u32) {
     compiler_fence(Ordering::SeqCst);
-    SIG.with(|s| s.locks.set(n));
+    SIG.with(|s| {
+        s.locks.set(n);
+        s.deferred.set(0);
+    });
     compiler_fence(Ordering::SeqCst);
+}
+
+/// A stop-the-world is in progress (mirror of `Sched::stw` the handler can
+/// read: one runtime runs per process). A stop request that arrives after
+/// the world restarted is ignored.
+static STW_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Publishes the start (`true`) or end of a stop-the-world to handlers.
+pub(crate) fn set_stw_active(on: bool) {
+    STW_ACTIVE.store(on, Ordering::SeqCst);
 }
 
 /// Re-raises `req` against this thread (a deferred stop, honoured now that
@@ -202,8 +215,10 @@ fn raise_self(req: u32) {
     // SAFETY: `m` is this thread's registered MShared, alive while the M runs.
     let m = unsafe { &*m };
     m.request.fetch_or(req, Ordering::AcqRel);
+    let pid = std::process::id() as libc::pid_t;
+    let tid = m.tid.load(Ordering::Relaxed);
     // SAFETY: tgkill on our own thread id with a signal we handle.
-    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), SIGPREEMPT) };
+    unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, SIGPREEMPT) };
 }
 
 // ------------------------------------------------------------ signalling
@@ -221,9 +236,10 @@ pub(crate) fn signal_m(m: &MShared, req: u32) -> bool {
         m.signal_pending.store(false, Ordering::Release);
         return false;
     }
+    let pid = std::process::id() as libc::pid_t;
     // SAFETY: tgkill(2) with our pid and the tid of a live M (Ms are only
     // signalled while registered in `allm`, and deregister before exiting).
-    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, SIGPREEMPT) };
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, pid, tid, SIGPREEMPT) };
     if rc != 0 {
         m.signal_pending.store(false, Ordering::Release);
         return false;
@@ -242,10 +258,16 @@ pub(crate) fn set_preempt_flag(m: &MShared) {
     }
 }
 
-/// Wakes a frozen M: it returns from its handler.
+/// Wakes a frozen M: it returns from its handler. No effect on an M that
+/// is not frozen.
 pub(crate) fn thaw(m: &MShared) {
-    m.frozen.store(THAW, Ordering::Release); // Release: what we gave it (a P) is visible
-    futex_wake(&m.frozen);
+    // AcqRel: what we gave it (a P) is visible to it.
+    if m.frozen
+        .compare_exchange(FROZEN, THAW, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+    {
+        futex_wake(&m.frozen);
+    }
 }
 
 fn futex_wait(word: &AtomicU32, val: u32) {
@@ -281,8 +303,10 @@ pub(crate) fn this_thread_ids() -> (i32, libc::clockid_t) {
     // SAFETY: gettid(2) cannot fail.
     let tid = unsafe { libc::gettid() };
     let mut clk: libc::clockid_t = 0;
-    // SAFETY: `clk` is valid storage; pthread_self is this live thread.
-    let rc = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clk) };
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    // SAFETY: `clk` is valid storage; `me` is this live thread.
+    let rc = unsafe { libc::pthread_getcpuclockid(me, &mut clk) };
     (tid, if rc == 0 { clk } else { -1 })
 }
 
@@ -319,9 +343,10 @@ fn find_main_text() {
         _size: libc::size_t,
         data: *mut libc::c_void,
     ) -> libc::c_int {
-        // SAFETY: dl_iterate_phdr passes a valid info struct and our `data`
-        // (a `usize` counter of slots used).
-        let (info, used) = unsafe { (&*info, &mut *(data as *mut usize)) };
+        // SAFETY: dl_iterate_phdr passes a valid info struct.
+        let info = unsafe { &*info };
+        // SAFETY: `data` is our `usize` counter of slots used.
+        let used = unsafe { &mut *(data as *mut usize) };
         // SAFETY: `dlpi_name` is a NUL-terminated string or null.
         let name_empty = info.dlpi_name.is_null() || unsafe { *info.dlpi_name } == 0;
         if !name_empty {
@@ -329,7 +354,9 @@ fn find_main_text() {
         }
         for i in 0..info.dlpi_phnum as usize {
             // SAFETY: `dlpi_phdr` points at `dlpi_phnum` program headers.
-            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            let php = unsafe { info.dlpi_phdr.add(i) };
+            // SAFETY: `php` is one of those headers.
+            let ph = unsafe { &*php };
             if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 && *used + 2 <= 16 {
                 let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
                 TEXT[*used].store(lo, Ordering::Relaxed);
@@ -383,8 +410,7 @@ pub(crate) fn install_handler() {
 }
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    let errno = Some(unsafe { *libc::__errno_location() });
+    let errno = Some(errno_get());
     let (mp, locks) = SIG.with(|s| (s.m.get(), s.locks.get()));
     if mp.is_null() {
         chain(sig, info, ctx);
@@ -428,8 +454,9 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             .state
             .compare_exchange(M_RUN, M_RELEASED, Ordering::AcqRel, Ordering::Acquire);
     }
-    if req & (REQ_HOG | REQ_STOP) != 0 {
-        freeze(m, req & REQ_STOP != 0, ctx);
+    let stop = req & REQ_STOP != 0 && STW_ACTIVE.load(Ordering::SeqCst);
+    if req & REQ_HOG != 0 || stop {
+        freeze(m, stop, ctx);
     }
     restore_errno(errno);
 }
@@ -438,7 +465,15 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
 fn freeze(m: &MShared, stop: bool, ctx: *mut libc::c_void) {
     save_regs(m, ctx);
     m.frozen_for_stop.store(stop, Ordering::Relaxed);
-    m.frozen.store(FROZEN, Ordering::Release); // Release: the saved registers
+    m.frozen.store(FROZEN, Ordering::SeqCst); // also Release: the saved registers
+    // A stop that ended while we were getting here thaws nobody: check
+    // again after publishing (pairs with the store-then-thaw in `start`;
+    // SeqCst on both sides, so one of us sees the other).
+    if stop && !STW_ACTIVE.load(Ordering::SeqCst) {
+        let _ = m
+            .frozen
+            .compare_exchange(FROZEN, THAWED, Ordering::AcqRel, Ordering::Acquire);
+    }
     loop {
         let f = m.frozen.load(Ordering::Acquire);
         if f != FROZEN {
@@ -449,10 +484,20 @@ fn freeze(m: &MShared, stop: bool, ctx: *mut libc::c_void) {
     m.frozen.store(THAWED, Ordering::Release);
 }
 
+fn errno_slot() -> *mut libc::c_int {
+    // SAFETY: __errno_location has no preconditions.
+    unsafe { libc::__errno_location() }
+}
+
+fn errno_get() -> i32 {
+    // SAFETY: this thread's errno slot, always valid.
+    unsafe { *errno_slot() }
+}
+
 fn restore_errno(e: Option<i32>) {
     if let Some(e) = e {
-        // SAFETY: __errno_location returns this thread's errno slot.
-        unsafe { *libc::__errno_location() = e };
+        // SAFETY: this thread's errno slot, always valid.
+        unsafe { *errno_slot() = e };
     }
 }
 

@@ -157,6 +157,7 @@ struct View {
 struct Sysmon {
     sched: Arc<Sched>,
     views: Vec<View>,
+    #[allow(clippy::vec_box)] // Ps move between Ms as boxes
     hand: Vec<Box<P>>,
     wait: Vec<Arc<MShared>>,
     trace_start: Option<Instant>,

@@ -201,6 +201,7 @@ pub(crate) fn stop(sched: &Arc<Sched>) -> StoppedWorld {
         }
         std::thread::sleep(Duration::from_micros(50));
     }
+    preempt::set_stw_active(true);
     let caller_m = m::try_with_m(|m| m.me.id);
     let caller_g = super::g::current_goid();
     let async_ok = !sched.cfg.godebug.asyncpreemptoff;
@@ -249,11 +250,13 @@ fn is_stopped(m: &MShared) -> bool {
 }
 
 fn start(sched: &Arc<Sched>) {
+    preempt::set_stw_active(false);
     sched.stw.store(false, Ordering::SeqCst);
     {
         let all = lock_ok(&sched.allm);
         for m in all.iter() {
-            if m.frozen.load(Ordering::Acquire) == FROZEN
+            // SeqCst: pairs with the handler's store-then-check in `freeze`.
+            if m.frozen.load(Ordering::SeqCst) == FROZEN
                 && m.frozen_for_stop.swap(false, Ordering::Relaxed)
             {
                 preempt::thaw(m);
