@@ -536,6 +536,7 @@ impl Sched {
         });
         {
             let mut l = sched.lock.lock();
+            l.pidle.reserve(MAX_GOMAXPROCS);
             for id in (0..cfg.gomaxprocs).rev() {
                 let p = sched.make_p(id);
                 l.pidle.push(p);
@@ -838,7 +839,14 @@ impl Sched {
                 "runtime: program exceeds {max}-thread limit\nfatal error: thread exhaustion"
             );
         }
-        self.mcount.fetch_add(1, Ordering::Relaxed);
+        let n = self.mcount.fetch_add(1, Ordering::Relaxed) + 1;
+        // Room for every M on the idle list now, so an M never allocates on
+        // its way to park (a stopped world may have frozen a thread inside
+        // malloc).
+        if l.midle.capacity() < n {
+            let more = n - l.midle.len();
+            l.midle.reserve(more);
+        }
         let id = self.midgen.fetch_add(1, Ordering::Relaxed);
         let sched = self.clone();
         let me = Arc::new(MShared::new(id));

@@ -437,11 +437,14 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         restore_errno(errno);
         return;
     }
-    let freezable = in_main_text(interrupted_pc(ctx));
-    if req & (REQ_HOG | REQ_STOP) != 0 && !freezable {
-        // In a shared library (malloc, pthread, the vDSO): leave it; the
-        // requester asks again.
-        if req & REQ_RELEASE != 0 && state == M_RUN {
+    let stop = req & REQ_STOP != 0 && STW_ACTIVE.load(Ordering::SeqCst);
+    if req & REQ_HOG != 0 && !stop && !in_main_text(interrupted_pc(ctx)) {
+        // A hog inside a shared library (malloc, pthread, the vDSO) may hold
+        // a lock that the Ms which take over its P need: leave it running;
+        // sysmon asks again. (A stop freezes it anywhere: while the world is
+        // stopped nothing needs those locks, and a thread blocked in a
+        // system call — a futex wait, a read — must be stoppable.)
+        if state == M_RUN {
             let _ =
                 m.state
                     .compare_exchange(M_RUN, M_RELEASED, Ordering::AcqRel, Ordering::Acquire);
@@ -454,7 +457,6 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             .state
             .compare_exchange(M_RUN, M_RELEASED, Ordering::AcqRel, Ordering::Acquire);
     }
-    let stop = req & REQ_STOP != 0 && STW_ACTIVE.load(Ordering::SeqCst);
     if req & REQ_HOG != 0 || stop {
         freeze(m, stop, ctx);
     }
