@@ -412,6 +412,8 @@ struct Locked {
     threads: Vec<std::thread::JoinHandle<()>>,
     /// The idle M that waits with the earliest timer as its timeout.
     sleeper: Option<Arc<MShared>>,
+    /// The idle M blocked in the network poller (not on `midle`).
+    poller: Option<Arc<MShared>>,
     /// Set with the lock held, so `stopm` and shutdown cannot miss each other.
     shutdown: bool,
     /// Ms frozen without a P, waiting for one, oldest first, with the
@@ -499,6 +501,14 @@ impl std::fmt::Debug for Sched {
             .field("ngoroutine", &self.ngoroutine.load(Ordering::Relaxed))
             .finish()
     }
+}
+
+/// What an idle M's turn as the network poller ended with.
+enum Net {
+    NotPoller,
+    Exit,
+    Run(Handoff),
+    Again,
 }
 
 /// What `find_runnable` decided while holding the P.
@@ -993,6 +1003,12 @@ impl Sched {
 
     fn stopm_inner(&self, me: &Arc<MShared>) -> Option<Handoff> {
         loop {
+            match self.poll_network(me) {
+                Net::NotPoller => {}
+                Net::Exit => return None,
+                Net::Run(h) => return Some(h),
+                Net::Again => continue,
+            }
             let deadline = {
                 let mut l = self.lock.lock();
                 if l.shutdown {
@@ -1054,6 +1070,43 @@ impl Sched {
         }
     }
 
+    /// If goroutines wait for I/O and no M is blocked in the poller, this
+    /// idle M becomes the poller (Go: the blocking `netpoll(delay)` in
+    /// `findRunnable`): it waits in `epoll_wait` until an event, the next
+    /// timer, or a wake-up, then takes an idle P if there is work.
+    fn poll_network(&self, me: &Arc<MShared>) -> Net {
+        if !crate::netpoll::has_waiters() {
+            return Net::NotPoller;
+        }
+        let deadline = {
+            let mut l = self.lock.lock();
+            if l.shutdown {
+                return Net::Exit;
+            }
+            if l.poller.is_some() || self.stw.load(Ordering::SeqCst) {
+                return Net::NotPoller;
+            }
+            l.poller = Some(me.clone());
+            self.next_timer()
+        };
+        let timeout = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        crate::netpoll::poll(timeout);
+        let mut l = self.lock.lock();
+        l.poller = None;
+        if l.shutdown {
+            return Net::Exit;
+        }
+        drop(l);
+        self.run_timers();
+        if self.any_work() && !self.stw.load(Ordering::SeqCst) {
+            let mut l = self.lock.lock();
+            if let Some(p) = self.pidleget(&mut l) {
+                return Net::Run(Handoff::Run(p, false));
+            }
+        }
+        Net::Again
+    }
+
     fn clear_sleeper(&self, me: &Arc<MShared>) {
         self.lock.lock().drop_sleeper(me);
     }
@@ -1103,6 +1156,7 @@ impl Sched {
             r
         };
         if earliest {
+            crate::netpoll::wake_poller();
             let l = self.lock.lock();
             if let Some(s) = &l.sleeper {
                 s.recheck();
@@ -1273,6 +1327,7 @@ impl Sched {
         for m in lock_ok(&self.allm).iter() {
             m.wake_if_empty(Handoff::Exit);
         }
+        crate::netpoll::wake_poller();
         loop {
             let threads = std::mem::take(&mut self.lock.lock().threads);
             if threads.is_empty() {
@@ -1440,6 +1495,12 @@ impl Sched {
                     self.wakep();
                 }
                 Step::Idle => {
+                    // Go polls the network before giving up its P.
+                    if crate::netpoll::has_waiters()
+                        && crate::netpoll::poll(Some(std::time::Duration::ZERO)) > 0
+                    {
+                        continue;
+                    }
                     let p = m::with_m(|m| m.take_p()).expect("P");
                     {
                         let mut l = self.lock.lock();

@@ -368,6 +368,13 @@ impl Sysmon {
         for m in self.wait.drain(..) {
             sched.add_pwaiter(&m);
         }
+        // Nobody polled the network for 10 ms (every M busy): poll here.
+        if crate::netpoll::has_waiters()
+            && crate::netpoll::since_last_poll(now) >= 10_000_000
+            && crate::netpoll::poll(Some(Duration::ZERO)) > 0
+        {
+            acted = true;
+        }
         // Overdue timers that no idle M sleeps on (every M is busy): fire
         // them here; their goroutines go to the global queue, where the
         // hog check above finds them.

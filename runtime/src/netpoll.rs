@@ -1,0 +1,373 @@
+//! The network poller (Go: `netpoll.go`, `netpoll_epoll.go`): epoll,
+//! edge-triggered, integrated into the scheduler.
+//!
+//! A file descriptor is registered once ([`register`]) with
+//! `EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET`; its [`PollDesc`] remembers,
+//! per direction, whether the fd became ready since the last wait and who
+//! waits. I/O code tries the non-blocking operation first and only on
+//! `EAGAIN` calls [`PollDesc::wait_read`] / [`PollDesc::wait_write`], which
+//! park the goroutine (never the M) until the poller sees readiness, the
+//! deadline passes, or the descriptor is closed.
+//!
+//! The scheduler polls in three places, as Go does:
+//! 1. an M about to go idle polls without blocking (`find_runnable`);
+//! 2. the last idle M blocks in `epoll_wait` with the next timer as its
+//!    timeout (`stopm`), and is interrupted through an eventfd
+//!    ([`wake_poller`]) when a timer moves earlier or the runtime stops;
+//! 3. sysmon polls if nobody has for 10 ms.
+//!
+//! Readiness is recorded even when nobody waits, so an edge that fires
+//! between a failed `read` and the wait is not lost.
+//!
+//! This module owns the `unsafe` of the poller (epoll, eventfd syscalls).
+
+use crate::sched::park::{self, WaitReason, Waiter};
+use parking_lot::Mutex;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The process-wide poller.
+struct Poller {
+    epfd: RawFd,
+    evfd: RawFd,
+    /// Registered descriptors by slot; the epoll token is `gen << 32 | slot`.
+    slots: Mutex<Slots>,
+    /// Goroutines (or threads) parked in a wait.
+    waiters: AtomicUsize,
+    /// Some M is blocked in `epoll_wait` (a wake-up must write the eventfd).
+    blocked: AtomicBool,
+    /// Coarse ns of the last poll (sysmon polls after 10 ms without one).
+    last_poll: AtomicU64,
+}
+
+#[derive(Default)]
+struct Slots {
+    descs: Vec<Option<Arc<PollDesc>>>,
+    free: Vec<usize>,
+    generation: u32,
+}
+
+static POLLER: OnceLock<Poller> = OnceLock::new();
+
+fn poller() -> io::Result<&'static Poller> {
+    if let Some(p) = POLLER.get() {
+        return Ok(p);
+    }
+    // SAFETY: epoll_create1 has no memory preconditions.
+    let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: eventfd has no memory preconditions.
+    let evfd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if evfd < 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: we own `epfd`.
+        unsafe { libc::close(epfd) };
+        return Err(e);
+    }
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        u64: u64::MAX,
+    };
+    // SAFETY: valid fds and a valid event struct.
+    if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_ADD, evfd, &mut ev) } < 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: we own both fds.
+        unsafe { libc::close(epfd) };
+        // SAFETY: as above.
+        unsafe { libc::close(evfd) };
+        return Err(e);
+    }
+    let p = Poller {
+        epfd,
+        evfd,
+        slots: Mutex::new(Slots::default()),
+        waiters: AtomicUsize::new(0),
+        blocked: AtomicBool::new(false),
+        last_poll: AtomicU64::new(0),
+    };
+    if let Err(p) = POLLER.set(p) {
+        // Another thread won the race: drop ours.
+        // SAFETY: we own these fds; nothing else saw them.
+        unsafe { libc::close(p.epfd) };
+        // SAFETY: as above.
+        unsafe { libc::close(p.evfd) };
+    }
+    Ok(POLLER.get().expect("set above"))
+}
+
+/// One direction (read or write) of a descriptor.
+#[derive(Debug, Default)]
+struct Dir {
+    ready: bool,
+    waiter: Option<Waiter>,
+}
+
+/// A registered descriptor (Go: `pollDesc`).
+#[derive(Debug)]
+pub struct PollDesc {
+    fd: RawFd,
+    token: u64,
+    state: Mutex<DescState>,
+}
+
+#[derive(Debug, Default)]
+struct DescState {
+    read: Dir,
+    write: Dir,
+    closing: bool,
+}
+
+/// Which way a goroutine waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable (or closed by the peer, or in error).
+    Read,
+    /// Writable (or in error).
+    Write,
+}
+
+/// Registers `fd` (already non-blocking) with the poller.
+pub fn register(fd: RawFd) -> io::Result<Arc<PollDesc>> {
+    let p = poller()?;
+    let (slot, token, pd) = {
+        let mut s = p.slots.lock();
+        s.generation = s.generation.wrapping_add(1);
+        let generation = s.generation;
+        let slot = match s.free.pop() {
+            Some(i) => i,
+            None => {
+                s.descs.push(None);
+                s.descs.len() - 1
+            }
+        };
+        let token = (u64::from(generation) << 32) | slot as u64;
+        let pd = Arc::new(PollDesc {
+            fd,
+            token,
+            state: Mutex::new(DescState::default()),
+        });
+        s.descs[slot] = Some(pd.clone());
+        (slot, token, pd)
+    };
+    let mut ev = libc::epoll_event {
+        events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+        u64: token,
+    };
+    // SAFETY: `p.epfd` is our epoll fd; `fd` is the caller's open fd; `ev`
+    // is a valid event struct.
+    if unsafe { libc::epoll_ctl(p.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+        let e = io::Error::last_os_error();
+        let mut s = p.slots.lock();
+        s.descs[slot] = None;
+        s.free.push(slot);
+        return Err(e);
+    }
+    Ok(pd)
+}
+
+impl PollDesc {
+    /// The descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Removes the descriptor from the poller and wakes its waiters (they
+    /// see `closed`). Call before closing the fd.
+    pub fn deregister(&self) {
+        let ws = {
+            let mut st = self.state.lock();
+            st.closing = true;
+            [st.read.waiter.take(), st.write.waiter.take()]
+        };
+        for w in ws.into_iter().flatten() {
+            w.wake();
+        }
+        let Some(p) = POLLER.get() else { return };
+        // SAFETY: our epoll fd; removing an fd needs no event struct (Linux
+        // ≥ 2.6.9 accepts null).
+        unsafe { libc::epoll_ctl(p.epfd, libc::EPOLL_CTL_DEL, self.fd, std::ptr::null_mut()) };
+        let slot = (self.token & 0xffff_ffff) as usize;
+        let mut s = p.slots.lock();
+        if s.descs
+            .get(slot)
+            .and_then(|d| d.as_ref())
+            .is_some_and(|d| d.token == self.token)
+        {
+            s.descs[slot] = None;
+            s.free.push(slot);
+        }
+    }
+
+    /// Waits until the descriptor may be readable: `Ok` (try the operation
+    /// again), `TimedOut` after `deadline`, or an error if it was closed.
+    pub fn wait_read(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.wait(Interest::Read, deadline)
+    }
+
+    /// Waits until the descriptor may be writable (see [`wait_read`]).
+    ///
+    /// [`wait_read`]: PollDesc::wait_read
+    pub fn wait_write(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.wait(Interest::Write, deadline)
+    }
+
+    /// Wakes a waiter of `dir` as if the descriptor became ready (used when
+    /// a deadline is moved: the waiter re-reads it).
+    pub fn interrupt(&self, dir: Interest) {
+        let w = {
+            let mut st = self.state.lock();
+            let d = match dir {
+                Interest::Read => &mut st.read,
+                Interest::Write => &mut st.write,
+            };
+            d.waiter.take()
+        };
+        if let Some(w) = w {
+            w.wake();
+        }
+    }
+
+    fn wait(&self, dir: Interest, deadline: Option<Instant>) -> io::Result<()> {
+        let p = poller()?;
+        loop {
+            {
+                let mut st = self.state.lock();
+                if st.closing {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "use of closed network connection",
+                    ));
+                }
+                let d = match dir {
+                    Interest::Read => &mut st.read,
+                    Interest::Write => &mut st.write,
+                };
+                if d.ready {
+                    d.ready = false;
+                    return Ok(());
+                }
+                if deadline.is_some_and(|t| Instant::now() >= t) {
+                    d.waiter = None;
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "i/o timeout"));
+                }
+                d.waiter = Some(Waiter::current());
+            }
+            p.waiters.fetch_add(1, Ordering::SeqCst);
+            // A blocked poller must learn there is someone to poll for.
+            wake_poller();
+            match deadline {
+                Some(t) => park::park_current_until(t, WaitReason::IoWait),
+                None => park::park_current(WaitReason::IoWait),
+            }
+            p.waiters.fetch_sub(1, Ordering::SeqCst);
+            // Woken (ready, closed, interrupted, timed out or spurious):
+            // re-check under the lock.
+            let mut st = self.state.lock();
+            let d = match dir {
+                Interest::Read => &mut st.read,
+                Interest::Write => &mut st.write,
+            };
+            d.waiter = None;
+        }
+    }
+}
+
+/// Is anyone waiting for I/O (so an idle M should poll)?
+pub(crate) fn has_waiters() -> bool {
+    POLLER
+        .get()
+        .is_some_and(|p| p.waiters.load(Ordering::SeqCst) > 0)
+}
+
+/// Coarse ns since the last poll, or 0 if there is no poller.
+pub(crate) fn since_last_poll(now: u64) -> u64 {
+    POLLER.get().map_or(0, |p| {
+        now.saturating_sub(p.last_poll.load(Ordering::Relaxed))
+    })
+}
+
+/// Interrupts an M blocked in [`poll`] (Go: `netpollBreak`).
+pub(crate) fn wake_poller() {
+    let Some(p) = POLLER.get() else { return };
+    if !p.blocked.load(Ordering::SeqCst) {
+        return;
+    }
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a valid u64 to our eventfd.
+    unsafe { libc::write(p.evfd, (&one as *const u64).cast(), 8) };
+}
+
+/// Polls once (Go: `netpoll(delay)`): `None` blocks until an event or a
+/// [`wake_poller`]; `Some(d)` waits at most `d` (zero: does not block).
+/// Wakes every waiter whose descriptor became ready; returns how many.
+/// Must not be called inside `with_m`.
+pub(crate) fn poll(timeout: Option<Duration>) -> usize {
+    let Some(p) = POLLER.get() else { return 0 };
+    let ms: libc::c_int = match timeout {
+        None => -1,
+        Some(d) if d.is_zero() => 0,
+        // Round up so a short wait does not spin at 0 ms.
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int,
+    };
+    const N: usize = 128;
+    let mut evs = [libc::epoll_event { events: 0, u64: 0 }; N];
+    if ms != 0 {
+        p.blocked.store(true, Ordering::SeqCst);
+    }
+    // SAFETY: `evs` has room for N events.
+    let n = unsafe { libc::epoll_wait(p.epfd, evs.as_mut_ptr(), N as libc::c_int, ms) };
+    if ms != 0 {
+        p.blocked.store(false, Ordering::SeqCst);
+    }
+    p.last_poll
+        .store(crate::sched::coarse_nanos(), Ordering::Relaxed);
+    if n <= 0 {
+        return 0;
+    }
+    let mut woken = 0;
+    for ev in &evs[..n as usize] {
+        let token = ev.u64;
+        if token == u64::MAX {
+            let mut buf = 0u64;
+            // SAFETY: reads 8 bytes into a valid u64 from our eventfd.
+            unsafe { libc::read(p.evfd, (&mut buf as *mut u64).cast(), 8) };
+            continue;
+        }
+        let slot = (token & 0xffff_ffff) as usize;
+        let pd = {
+            let s = p.slots.lock();
+            s.descs
+                .get(slot)
+                .and_then(|d| d.clone())
+                .filter(|d| d.token == token)
+        };
+        let Some(pd) = pd else { continue };
+        let bits = ev.events as libc::c_int;
+        let err = bits & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
+        let r = err || bits & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0;
+        let w = err || bits & libc::EPOLLOUT != 0;
+        let ws = {
+            let mut st = pd.state.lock();
+            let mut ws = [None, None];
+            if r {
+                st.read.ready = true;
+                ws[0] = st.read.waiter.take();
+            }
+            if w {
+                st.write.ready = true;
+                ws[1] = st.write.waiter.take();
+            }
+            ws
+        };
+        for w in ws.into_iter().flatten() {
+            w.wake();
+            woken += 1;
+        }
+    }
+    woken
+}
