@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Cases: spawn, pingpong (Gosched), forkjoin, steal, parkmem (issue 2);
-//! chan pingpong, chan throughput, mutex, timers (issue 5).
+//! chan pingpong, chan throughput, mutex, timers (issue 5); preempt
+//! (lateness of a 1 ms sleeper beside call-free spinners), preempt_check,
+//! stw (stop-the-world latency with hogs) (issue 4).
 //!
 //! Every figure is printed as `RESULT <metric> <value> <unit>` with the Go
 //! anchor's metric names, so the two summaries can be joined. Each case runs
@@ -626,6 +628,179 @@ fn case_timers(g: usize, dur_ms: u64, period_us: u64) {
     });
 }
 
+// -------------------------------------------------------------- preempt
+
+/// The anchor's call-free spin loop (xorshift until `stop` or `budget`).
+#[inline(never)]
+fn spin(stop: &std::sync::atomic::AtomicBool, budget: u64) -> (u64, u64) {
+    let mut x = 88172645463325252u64;
+    let mut i = 0;
+    while i < budget {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        i += 1;
+    }
+    (x, i)
+}
+
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((p * sorted.len() as f64 + 0.999999) as usize).max(1) - 1;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn asyncpreempt() -> &'static str {
+    if std::env::var("GODEBUG").is_ok_and(|v| v.contains("asyncpreemptoff=1")) {
+        "off"
+    } else {
+        "on"
+    }
+}
+
+/// Go's `cmd/preempt`: how late a goroutine sleeping `period` in a loop
+/// wakes while `spinners` goroutines spin with no calls (GOMAXPROCS=2).
+fn case_preempt(dur_ms: u64, period_us: u64, spinners: usize) {
+    rt(2).run(move || {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Calibrate iterations per second (best of 3).
+        let mut rate = 0f64;
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            let (x, _) = spin(&std::sync::atomic::AtomicBool::new(false), 50_000_000);
+            std::hint::black_box(x);
+            rate = rate.max(50_000_000.0 / t0.elapsed().as_secs_f64());
+        }
+        let dur = Duration::from_millis(dur_ms);
+        let period = Duration::from_micros(period_us);
+        let budget = (rate * (dur.as_secs_f64() + 0.5)) as u64;
+        let (ready_tx, ready_rx) = gort::chan::bounded::<()>(0);
+        let sleeper = {
+            let stop = stop.clone();
+            gort::go(move || {
+                let start = Instant::now();
+                drop(ready_tx);
+                let mut samples = Vec::new();
+                while start.elapsed() < dur {
+                    let t0 = Instant::now();
+                    gort::time::sleep(period);
+                    samples.push(t0.elapsed().saturating_sub(period).as_nanos() as f64 / 1e3);
+                }
+                stop.store(true, Ordering::Relaxed);
+                samples
+            })
+        };
+        let _ = ready_rx.recv();
+        let t0 = Instant::now();
+        let hs: Vec<_> = (0..spinners)
+            .map(|_| {
+                let stop = stop.clone();
+                gort::go(move || spin(&stop, budget))
+            })
+            .collect();
+        let mut samples = sleeper.join().unwrap();
+        let mut spun = 0f64;
+        for h in hs {
+            let (x, n) = h.join().unwrap();
+            std::hint::black_box(x);
+            spun += n as f64 / rate;
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let a = asyncpreempt();
+        println!(
+            "# async preemption {a}, {spinners} spinners, budget {budget} iters, wall {wall:.3}s, spinner CPU-s {spun:.3}, {} samples (ideal {})",
+            samples.len(),
+            dur.as_micros() / period.as_micros()
+        );
+        let period_s = if period_us % 1000 == 0 {
+            format!("{}ms", period_us / 1000)
+        } else {
+            format!("{period_us}µs")
+        };
+        let name = |m: &str| format!("{m}[spinners={spinners},asyncpreempt={a},period={period_s},procs=2]");
+        result(&name("preempt_lateness_p50"), quantile(&samples, 0.5), "us");
+        result(&name("preempt_lateness_p99"), quantile(&samples, 0.99), "us");
+        result(
+            &name("preempt_lateness_max"),
+            samples.last().copied().unwrap_or(0.0),
+            "us",
+        );
+        result(&name("preempt_samples"), samples.len() as f64, "count");
+    });
+}
+
+/// Cost of `gort::preempt_check()` on its fast path (nobody asked to
+/// yield): a loop of n calls minus the same loop without them.
+fn case_preempt_check(n: u64, reps: usize) {
+    rt(1).run(move || {
+        let mut with = Vec::new();
+        let mut without = Vec::new();
+        for _ in 0..reps {
+            let t0 = Instant::now();
+            let mut x = 0u64;
+            for i in 0..n {
+                x = std::hint::black_box(x.wrapping_add(i));
+                gort::preempt_check();
+            }
+            with.push(t0.elapsed().as_nanos() as f64 / n as f64);
+            let t0 = Instant::now();
+            for i in 0..n {
+                x = std::hint::black_box(x.wrapping_add(i));
+            }
+            without.push(t0.elapsed().as_nanos() as f64 / n as f64);
+            std::hint::black_box(x);
+        }
+        println!("# with {}  without {}", fmt_xs(&with), fmt_xs(&without));
+        result(
+            "preempt_check_ns[procs=1]",
+            median(&with) - median(&without),
+            "ns",
+        );
+        result("preempt_check_loop_ns[procs=1]", median(&with), "ns");
+    });
+}
+
+/// Stop-the-world latency (call to return) with `hogs` goroutines spinning
+/// with no calls at GOMAXPROCS=`procs`: every stop must signal and freeze
+/// them.
+fn case_stw(procs: usize, hogs: usize, n: usize) {
+    rt(procs).run(move || {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let hs: Vec<_> = (0..hogs)
+            .map(|_| {
+                let stop = stop.clone();
+                gort::go(move || spin(&stop, u64::MAX))
+            })
+            .collect();
+        gort::time::sleep(Duration::from_millis(50));
+        let mut lat = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let w = gort::runtime::stop_the_world();
+            let us = t0.elapsed().as_nanos() as f64 / 1e3;
+            drop(w);
+            lat.push(us);
+            gort::time::sleep(Duration::from_micros(500));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for h in hs {
+            std::hint::black_box(h.join().unwrap());
+        }
+        lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let a = asyncpreempt();
+        let name = |m: &str| format!("{m}[hogs={hogs},asyncpreempt={a},procs={procs}]");
+        result(&name("stw_latency_p50"), quantile(&lat, 0.5), "us");
+        result(&name("stw_latency_p99"), quantile(&lat, 0.99), "us");
+        result(&name("stw_latency_max"), *lat.last().unwrap(), "us");
+    });
+}
+
 // --------------------------------------------------------------- driver
 
 fn arg<T: std::str::FromStr>(args: &[String], k: &str, d: T) -> T {
@@ -681,6 +856,19 @@ fn main() {
                 arg(&args, "--g", 10_000),
                 arg(&args, "--dur-ms", 2000),
                 arg(&args, "--period-us", 1000),
+            ),
+            "preempt" => case_preempt(
+                arg(&args, "--dur-ms", 2000),
+                arg(&args, "--period-us", 1000),
+                arg(&args, "--spinners", 2),
+            ),
+            "preempt_check" => {
+                case_preempt_check(arg(&args, "--n", 100_000_000), arg(&args, "--reps", 5))
+            }
+            "stw" => case_stw(
+                arg(&args, "--procs", 2),
+                arg(&args, "--hogs", 2),
+                arg(&args, "--n", 1000),
             ),
             other => panic!("unknown case {other}"),
         }
@@ -785,6 +973,40 @@ fn main() {
             big("2000", "200"),
         ],
     ));
+    for sp in ["0", "2"] {
+        cases.push((
+            format!("preempt spinners={sp}"),
+            vec![
+                "preempt".into(),
+                "--spinners".into(),
+                sp.into(),
+                "--dur-ms".into(),
+                big("2000", "200"),
+            ],
+        ));
+    }
+    cases.push((
+        "preempt_check".into(),
+        vec![
+            "preempt_check".into(),
+            "--n".into(),
+            big("100000000", "1000000"),
+        ],
+    ));
+    for (p, h) in [("2", "2"), ("4", "4"), ("2", "0")] {
+        cases.push((
+            format!("stw procs={p} hogs={h}"),
+            vec![
+                "stw".into(),
+                "--procs".into(),
+                p.into(),
+                "--hogs".into(),
+                h.into(),
+                "--n".into(),
+                big("1000", "50"),
+            ],
+        ));
+    }
     let exe = std::env::current_exe().expect("current_exe");
     let mut failed = false;
     for (name, a) in cases {

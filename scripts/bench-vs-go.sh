@@ -4,6 +4,8 @@
 #   scripts/bench-vs-go.sh              # 3 rounds (about 4-5 minutes on 2 cores)
 #   ROUNDS=5 scripts/bench-vs-go.sh     # more rounds
 #   SUITE=all scripts/bench-vs-go.sh    # also issue 5's channel, mutex, timer pairs
+#                                       # and issue 4's preemption pairs
+#   SUITE=preempt scripts/bench-vs-go.sh  # only the preemption pairs
 #   STEAL_ITERS=644 scripts/bench-vs-go.sh   # fix the steal task size
 #                                            # (default: Go's calibration, once)
 #   scripts/bench-vs-go.sh --dry-run    # print the commands, run nothing
@@ -39,7 +41,7 @@ dry=0
 echo "== Go anchor: install + build into $gobin" >&2
 eval "$("$anchor/../install-go.sh")"
 mkdir -p "$gobin"
-(cd "$anchor" && go build -o "$gobin/" ./cmd/spawn ./cmd/pingpong ./cmd/forkjoin ./cmd/steal ./cmd/parkmem ./cmd/chan ./cmd/mutex ./cmd/timers)
+(cd "$anchor" && go build -o "$gobin/" ./cmd/spawn ./cmd/pingpong ./cmd/forkjoin ./cmd/steal ./cmd/parkmem ./cmd/chan ./cmd/mutex ./cmd/timers ./cmd/preempt)
 
 echo "== gort: cargo bench --bench sched --no-run" >&2
 sched=""
@@ -95,9 +97,23 @@ if [ "${SUITE:-issue2}" = all ]; then
   )
 fi
 
+# Issue 4: lateness of a 1 ms sleeper beside 2 call-free spinners on 2 Ps,
+# with and without asynchronous preemption (and the idle baseline).
+preempt_pairs=(
+  "preempt-idle|S --case preempt --spinners 0 --dur-ms 2000|GOMAXPROCS=2 G/preempt -dur 2s -period 1ms -spinners 0"
+  "preempt-2|S --case preempt --spinners 2 --dur-ms 2000|GOMAXPROCS=2 G/preempt -dur 2s -period 1ms -spinners 2"
+  "preempt-2-off|GODEBUG=asyncpreemptoff=1 S --case preempt --spinners 2 --dur-ms 2000|GOMAXPROCS=2 GODEBUG=asyncpreemptoff=1 G/preempt -dur 2s -period 1ms -spinners 2"
+)
+if [ "${SUITE:-issue2}" = all ]; then
+  pairs+=("${preempt_pairs[@]}")
+elif [ "${SUITE:-issue2}" = preempt ]; then
+  pairs=("${preempt_pairs[@]}")
+fi
+
 expand() { # S/G placeholders -> paths
   local c="$1"
   c="${c/#S /$sched }"
+  c="${c// S / $sched }"
   c="${c// G\// $gobin/}"
   printf '%s' "$c"
 }
@@ -206,6 +222,14 @@ rows = [
     ("timers_lateness_p99[g=10000,period=1ms,procs=2]", "timers 10k lateness p99 us", "lower", "go"),
     ("timers_lateness_p50[g=1,period=1ms,procs=2]", "timer 1 sleeper lateness p50 us", "lower", "go"),
     ("timers_lateness_p99[g=1,period=1ms,procs=2]", "timer 1 sleeper lateness p99 us", "lower", "go"),
+] + [
+    (f"preempt_lateness_{q}[spinners={sp},asyncpreempt={a},period=1ms,procs=2]",
+     f"preempt lateness {q} us, {sp} spinners, async {a}", "lower", "go" if sp == 2 and a == "on" else None)
+    for sp, a in ((0, "on"), (2, "on"), (2, "off")) for q in ("p50", "p99", "max")
+] + [
+    (f"preempt_samples[spinners={sp},asyncpreempt={a},period=1ms,procs=2]",
+     f"preempt samples (ideal 2000), {sp} spinners, async {a}", "higher", None)
+    for sp, a in ((2, "on"), (2, "off"))
 ]
 k = "[n=1000000,procs=2]"
 for side in ("gort", "go"):

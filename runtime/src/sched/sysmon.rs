@@ -301,6 +301,7 @@ impl Sysmon {
                             if wall >= MIN_DELAY.as_nanos() as u64
                                 && used * 2 < wall
                                 && sched.work_waiting(pid)
+                                && !thread_runnable(m)
                             {
                                 preempt::signal_m(m, REQ_RELEASE);
                                 acted = true;
@@ -403,6 +404,22 @@ fn view_for(views: &mut Vec<View>, id: u64) -> &mut View {
         };
     }
     v
+}
+
+/// Is the M's thread running or waiting for a CPU (state `R` in
+/// `/proc/self/task/<tid>/stat`)? A thread that got little CPU time only
+/// because the machine is oversubscribed is not blocked. Read only when
+/// the CPU-time test already suggests blocking (a few µs).
+fn thread_runnable(m: &MShared) -> bool {
+    let tid = m.tid.load(Ordering::Relaxed);
+    let Ok(stat) = std::fs::read(format!("/proc/self/task/{tid}/stat")) else {
+        return false;
+    };
+    // "tid (comm) S ...": the state follows the last ')'.
+    stat.iter()
+        .rposition(|&c| c == b')')
+        .and_then(|i| stat.get(i + 2))
+        .is_some_and(|&c| c == b'R')
 }
 
 fn cpu_of(m: &MShared) -> u64 {
