@@ -206,7 +206,6 @@ impl G {
         self.wait_reason.store(r as u8, Ordering::Relaxed);
     }
 
-    #[allow(dead_code)]
     pub(crate) fn wait_reason(&self) -> super::park::WaitReason {
         super::park::WaitReason::from_u8(self.wait_reason.load(Ordering::Relaxed))
     }

@@ -48,7 +48,7 @@ impl Waiter {
 /// report and by `GODEBUG=scheddetail=1`. The strings are Go's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-#[allow(dead_code)] // read by the deadlock report and scheddetail (in progress)
+#[allow(dead_code)] // Zero, SelectNoCases, Preempted: Go's reasons not produced yet
 pub(crate) enum WaitReason {
     Zero = 0,
     ChanReceive,
@@ -68,7 +68,6 @@ pub(crate) enum WaitReason {
     Preempted,
 }
 
-#[allow(dead_code)]
 impl WaitReason {
     /// Go's text for the reason (`runtime2.go`'s `waitReasonStrings`).
     pub(crate) fn as_str(self) -> &'static str {
@@ -115,6 +114,14 @@ impl WaitReason {
     }
 }
 
+/// Threads that are not Ms, parked in [`park_current`] without a timeout.
+pub(crate) static OUTSIDE_PARKED: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+/// Incremented whenever such a thread wakes (the deadlock check wants two
+/// looks at a quiet world).
+pub(crate) static OUTSIDE_EPOCH: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
 /// Blocks the caller until woken (or spuriously), recording `why` for
 /// diagnostics. In a goroutine this parks the goroutine; on a plain thread
 /// it parks the thread.
@@ -125,7 +132,15 @@ pub(crate) fn park_current(why: WaitReason) {
     }) {
         Some(true) => coro::suspend(Reason::Park),
         Some(false) => {} // a wake-up was already pending
-        None => std::thread::park(),
+        None => {
+            // A thread outside the runtime blocked on gort with no timeout:
+            // it cannot wake anything until something wakes it (the
+            // deadlock check counts such threads).
+            OUTSIDE_PARKED.fetch_add(1, Ordering::SeqCst);
+            std::thread::park();
+            OUTSIDE_PARKED.fetch_sub(1, Ordering::SeqCst);
+            OUTSIDE_EPOCH.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 

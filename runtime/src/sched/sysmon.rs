@@ -156,6 +156,9 @@ struct View {
 
 struct Sysmon {
     sched: Arc<Sched>,
+    /// The quiet state seen by the last `checkdead` (progress counters),
+    /// or `None`.
+    dead_seen: Option<(u64, u64)>,
     views: Vec<View>,
     #[allow(clippy::vec_box)] // Ps move between Ms as boxes
     hand: Vec<Box<P>>,
@@ -174,6 +177,7 @@ impl Sysmon {
         let now = Instant::now();
         Sysmon {
             sched,
+            dead_seen: None,
             views: Vec::new(),
             hand: Vec::new(),
             wait: Vec::new(),
@@ -200,6 +204,9 @@ impl Sysmon {
             } else {
                 self.retake()
             };
+            if !acted && self.checkdead() {
+                report_deadlock(&self.sched);
+            }
             if acted {
                 idle = 0;
                 delay = MIN_DELAY;
@@ -226,6 +233,59 @@ impl Sysmon {
                 self.update_gomaxprocs();
             }
         }
+    }
+
+    /// Go's `checkdead`: are all goroutines blocked forever? True only when
+    /// two consecutive looks (one sysmon round apart) find: every P idle,
+    /// no queued goroutine, every M parked, no timer, no I/O waiter, at
+    /// least one goroutine, no progress in between, and no thread in the
+    /// process that could still wake one — every OS thread is an M, sysmon,
+    /// or a thread blocked in gort without a timeout (`/proc/self/status`).
+    fn checkdead(&mut self) -> bool {
+        let quiet = self.quiet_state();
+        match (quiet, self.dead_seen) {
+            (Some(q), Some(prev)) if q == prev => true,
+            (q, _) => {
+                self.dead_seen = q;
+                false
+            }
+        }
+    }
+
+    /// Progress counters if the world looks deadlocked right now.
+    fn quiet_state(&self) -> Option<(u64, u64)> {
+        let s = &self.sched;
+        if s.npidle.load(Ordering::SeqCst) != s.gomaxprocs.load(Ordering::SeqCst)
+            || !s.injector.is_empty()
+            || s.npwait.load(Ordering::SeqCst) != 0
+            || s.stw.load(Ordering::SeqCst)
+            || s.next_timer().is_some()
+            || crate::netpoll::has_waiters()
+            || s.num_goroutine() == 0
+            || s.shutdown.load(Ordering::SeqCst)
+        {
+            return None;
+        }
+        let ticks: u64 = {
+            let all = lock_ok(&s.allm);
+            let busy = all.iter().any(|m| {
+                m.state.load(Ordering::SeqCst) != preempt::M_IDLE
+                    || !m.parked.load(Ordering::SeqCst)
+                    || m.frozen.load(Ordering::SeqCst) != THAWED
+            });
+            if busy {
+                return None;
+            }
+            all.iter().map(|m| m.ticks.load(Ordering::SeqCst)).sum()
+        };
+        let threads = process_threads()?;
+        let known = s.mcount.load(Ordering::SeqCst)
+            + 1
+            + super::park::OUTSIDE_PARKED.load(Ordering::SeqCst);
+        if threads != known {
+            return None;
+        }
+        Some((ticks, super::park::OUTSIDE_EPOCH.load(Ordering::SeqCst)))
     }
 
     /// Go 1.25: GOMAXPROCS follows the cgroup limit unless set explicitly.
@@ -385,6 +445,28 @@ impl Sysmon {
         }
         acted
     }
+}
+
+/// Number of OS threads in this process (`Threads:` in /proc/self/status).
+fn process_threads() -> Option<usize> {
+    let st = std::fs::read_to_string("/proc/self/status").ok()?;
+    st.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Go's deadlock report: the message, then every goroutine with its wait
+/// reason; exits with status 2.
+fn report_deadlock(sched: &Sched) -> ! {
+    let mut out = String::from("fatal error: all goroutines are asleep - deadlock!\n");
+    for g in lock_ok(&sched.allgs).iter() {
+        let goid = g.goid.load(Ordering::Relaxed);
+        if goid == 0 || g.park_state() == super::parkword::IDLE {
+            continue;
+        }
+        let _ = write!(out, "\ngoroutine {goid} [{}]:\n", g.wait_reason().as_str());
+    }
+    crate::fatal!("{}", out.trim_end())
 }
 
 fn ps_syscalltick(_sched: &Sched, p: &P) {
