@@ -61,6 +61,8 @@
 
 pub(crate) mod g;
 #[cfg(all(test, loom))]
+mod loom_pslot;
+#[cfg(all(test, loom))]
 mod loom_wakeup;
 pub(crate) mod m;
 pub(crate) mod park;
