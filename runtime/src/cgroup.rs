@@ -373,12 +373,12 @@ fn unescape(escaped: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A fake root directory with `proc/self/*` and cgroup files, removed on drop.
-    struct Fixture {
+    pub(crate) struct Fixture {
         root: PathBuf,
     }
 
@@ -395,13 +395,13 @@ mod tests {
         }
 
         /// Writes `rel` (relative to the root), creating parent directories.
-        fn write(&self, rel: &str, contents: &str) {
+        pub(crate) fn write(&self, rel: &str, contents: &str) {
             let path = self.root.join(rel);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, contents).unwrap();
         }
 
-        fn discover(&self) -> Option<CgroupCpu> {
+        pub(crate) fn discover(&self) -> Option<CgroupCpu> {
             CgroupCpu::discover_at(&self.root)
         }
     }
@@ -444,9 +444,10 @@ mod tests {
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
 25 22 0:23 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate
 ";
-    const V2_DIR: &str = "sys/fs/cgroup/system.slice/app.service";
+    pub(crate) const V2_DIR: &str = "sys/fs/cgroup/system.slice/app.service";
 
-    fn v2(cpu_max: &str) -> Fixture {
+    /// A cgroup v2 fixture whose `cpu.max` holds `cpu_max`.
+    pub(crate) fn v2(cpu_max: &str) -> Fixture {
         let f = Fixture::new(V2_PROC, V2_MOUNTINFO);
         f.write(&format!("{V2_DIR}/cpu.max"), cpu_max);
         f

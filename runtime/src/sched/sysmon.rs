@@ -640,6 +640,58 @@ fn opt(v: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::Ordering;
+
+    fn sched(procs: usize, explicit: bool) -> std::sync::Arc<super::super::Sched> {
+        super::super::Sched::new(super::super::Config {
+            gomaxprocs: procs,
+            gomaxprocs_explicit: explicit,
+            godebug: crate::env::GoDebug::default(),
+            stacks: crate::coro::stack::StackConfig::new(64 * 1024).unwrap(),
+            max_threads: 100,
+        })
+    }
+
+    /// Go 1.25: sysmon moves GOMAXPROCS to the cgroup limit's value when
+    /// the limit changes, unless GOMAXPROCS was set explicitly.
+    #[test]
+    #[cfg_attr(miri, ignore)] // filesystem, threads
+    fn gomaxprocs_follows_the_cgroup_limit_unless_explicit() {
+        let aff = crate::cgroup::affinity_cpus();
+        let want = crate::cgroup::gomaxprocs_rule(aff, Some(2.0));
+        let fx = crate::cgroup::tests::v2("200000 100000\n");
+        for explicit in [false, true] {
+            let s = sched(1, explicit);
+            let mut m = super::Sysmon::new(s.clone());
+            m.cgroup = fx.discover();
+            assert!(m.cgroup.is_some(), "fixture cgroup not found");
+            m.update_gomaxprocs();
+            let now = s.gomaxprocs.load(Ordering::SeqCst);
+            if explicit {
+                assert_eq!(now, 1, "explicit GOMAXPROCS changed by sysmon");
+            } else {
+                assert_eq!(now, want, "GOMAXPROCS did not follow the 2-CPU limit");
+            }
+            // A new limit is picked up on the next check.
+            fx.write(
+                &format!("{}/cpu.max", crate::cgroup::tests::V2_DIR),
+                "max 100000\n",
+            );
+            m.update_gomaxprocs();
+            let after = s.gomaxprocs.load(Ordering::SeqCst);
+            if explicit {
+                assert_eq!(after, 1);
+            } else {
+                assert_eq!(after, crate::cgroup::gomaxprocs_rule(aff, None));
+            }
+            fx.write(
+                &format!("{}/cpu.max", crate::cgroup::tests::V2_DIR),
+                "200000 100000\n",
+            );
+            s.stop();
+        }
+    }
+
     /// The seed article's harness regex must match our SCHED line.
     #[test]
     fn sched_line_matches_the_article_regex() {
