@@ -66,6 +66,27 @@ fn testprog_entry() {
                 }
             });
         }
+        "set_max_threads_blocking" => {
+            // Blocking calls make sysmon hand Ps to new threads; the limit
+            // set at run time is enforced like Go's debug.SetMaxThreads.
+            let rt = gort::Runtime::builder().gomaxprocs(2).build().unwrap();
+            rt.run(|| {
+                gort::runtime::set_max_threads(3);
+                let hs: Vec<_> = (0..8)
+                    .map(|_| {
+                        gort::go(|| {
+                            gort::blocking(|| {
+                                std::thread::sleep(std::time::Duration::from_millis(300))
+                            })
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().unwrap();
+                }
+                println!("survived: no new thread was needed");
+            });
+        }
         "foreign_segv" => {
             gort::run(|| {
                 let p = std::hint::black_box(16usize) as *const u64;
@@ -227,6 +248,18 @@ fn exceeding_max_threads_is_fatal() {
     assert_eq!(o.status.code(), Some(2), "stderr: {e}");
     assert!(
         e.contains("runtime: program exceeds 1-thread limit"),
+        "stderr: {e}"
+    );
+    assert!(e.contains("fatal error: thread exhaustion"), "stderr: {e}");
+}
+
+#[test]
+fn set_max_threads_is_enforced_when_blocking_calls_need_threads() {
+    let o = testprog("set_max_threads_blocking", &[]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {e}");
+    assert!(
+        e.contains("runtime: program exceeds 3-thread limit"),
         "stderr: {e}"
     );
     assert!(e.contains("fatal error: thread exhaustion"), "stderr: {e}");
