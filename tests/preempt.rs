@@ -420,3 +420,52 @@ fn stopped_world_finds_values_in_frozen_and_parked_goroutines() {
         },
     );
 }
+
+/// Undeclared blocking on a pipe and on a `std::sync::Mutex` at
+/// GOMAXPROCS=1: the goroutine that will unblock them needs the only P
+/// while their threads are blocked, so without the hand-off these hang.
+#[test]
+fn undeclared_blocking_read_and_std_mutex_hand_off_the_p() {
+    watchdog(
+        "undeclared_blocking_read_and_std_mutex_hand_off_the_p",
+        60,
+        || {
+            rt(1).run(|| {
+                // A blocking pipe read.
+                let (r, w) = nix::unistd::pipe().expect("pipe");
+                let reader = gort::go(move || {
+                    let mut buf = [0u8; 4];
+                    let n = nix::unistd::read(&r, &mut buf).expect("read");
+                    buf[..n].to_vec()
+                });
+                let writer = gort::go(move || {
+                    gort::time::sleep(Duration::from_millis(20));
+                    nix::unistd::write(&w, b"ping").expect("write");
+                });
+                writer.join().unwrap();
+                assert_eq!(reader.join().unwrap(), b"ping");
+
+                // A std::sync::Mutex held across a gort sleep by one
+                // goroutine while another blocks its thread on it.
+                let m = Arc::new(std::sync::Mutex::new(0u32));
+                let (tx, rx) = gort::chan::bounded::<()>(0);
+                let holder = {
+                    let m = m.clone();
+                    gort::go(move || {
+                        let mut g = m.lock().unwrap();
+                        tx.send(()).unwrap();
+                        gort::time::sleep(Duration::from_millis(20));
+                        *g += 1;
+                    })
+                };
+                rx.recv().unwrap();
+                let waiter = {
+                    let m = m.clone();
+                    gort::go(move || *m.lock().unwrap() + 1)
+                };
+                holder.join().unwrap();
+                assert_eq!(waiter.join().unwrap(), 2);
+            });
+        },
+    );
+}
