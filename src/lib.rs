@@ -31,9 +31,11 @@ pub mod sync {
     };
 }
 
-/// Sleeping (Go's `time.Sleep`): parks the goroutine, never the thread.
+/// Go's `time`: `sleep` parks the goroutine, never the thread; `Timer` and
+/// `Ticker` are Go 1.23's `time.Timer`/`time.Ticker`; `after`, `at` and
+/// `tick` are one-shot and periodic timer channels.
 pub mod time {
-    pub use gort_runtime::time::{after, sleep, sleep_until, tick};
+    pub use gort_runtime::time::{Ticker, Timer, after, at, sleep, sleep_until, tick};
 }
 
 /// Runtime introspection and control (Go's `runtime` package).
