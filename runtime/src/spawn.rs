@@ -106,6 +106,17 @@ where
     JoinHandle { task, goid }
 }
 
+/// Spawns a runtime-internal goroutine from a thread that is not an M
+/// (sysmon): it goes to the back of the global run queue.
+pub(crate) fn go_internal<F>(sched: &Arc<crate::sched::Sched>, f: F) -> JoinHandle<()>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let (run, task) = task::new_task_static(f);
+    let goid = park::spawn_task(run, Some(sched));
+    JoinHandle { task, goid }
+}
+
 /// Spawns `run`'s main goroutine and returns its joiner.
 ///
 /// # Safety

@@ -745,7 +745,7 @@ impl Sched {
 
     /// Registers `m`, frozen without a P, as waiting for one. If a P is
     /// idle it gets it at once.
-    pub(crate) fn add_pwaiter(&self, m: &Arc<MShared>) {
+    pub(crate) fn add_pwaiter(self: &Arc<Sched>, m: &Arc<MShared>) {
         let mut l = self.lock.lock();
         if m.waiting_p.swap(true, Ordering::Relaxed) {
             return;
@@ -756,42 +756,47 @@ impl Sched {
             if let Some(p) = self.give_to_waiter(&mut l, p) {
                 self.pidleput(&mut l, p);
             }
+            return;
         }
+        drop(l);
+        // No P free: queue a resumer goroutine at the back of the global
+        // queue, so the frozen goroutine's turn comes in Go's order (a
+        // preempted G goes to the back of the global queue), not before
+        // goroutines that were already waiting.
+        let (sched, target) = (self.clone(), m.clone());
+        drop(crate::spawn::go_internal(self, move || {
+            sched.resume_frozen(&target)
+        }));
     }
 
-    /// At a schedule point: if an M frozen without a P has waited a whole
-    /// time slice, this M hands it its P (Go puts a preempted G on the
-    /// global queue; ours keeps its thread, so it queues for a P instead).
-    /// Returns whether the P was given away.
-    fn maybe_yield_p_to_waiter(&self) -> bool {
-        if self.npwait.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
-        let due = {
-            let l = self.lock.lock();
-            l.pwait
-                .front()
-                .is_some_and(|(_, t)| coarse_nanos().saturating_sub(*t) >= FORCE_PREEMPT_NS)
-        };
-        if !due {
-            return false;
-        }
-        let Some(p) = m::with_m(|m| m.take_p()) else {
-            return false;
-        };
-        let mut l = self.lock.lock();
-        match self.give_to_waiter(&mut l, p) {
-            None => {
-                drop(l);
-                self.drop_spinning();
-                true
-            }
-            Some(p) => {
-                drop(l);
-                m::with_m(|m| m.put_p(p));
-                false
-            }
-        }
+    /// A frozen M's turn has come (its resumer goroutine reached the head
+    /// of a run queue): hand it this M's P. The calling goroutine's M is
+    /// left without a P; the goroutine returns at once and its M then waits
+    /// for a P like any other.
+    pub(crate) fn resume_frozen(&self, target: &Arc<MShared>) {
+        m::with_m(|me| {
+            let mut l = self.lock.lock();
+            let Some(i) = l.pwait.iter().position(|(m, _)| Arc::ptr_eq(m, target)) else {
+                return; // already resumed (a P went idle meanwhile)
+            };
+            l.pwait.remove(i);
+            self.npwait.fetch_sub(1, Ordering::SeqCst);
+            target.waiting_p.store(false, Ordering::Relaxed);
+            let Some(mut p) = me.take_p() else {
+                // We lost our own P meanwhile: put the waiter back.
+                l.pwait.push_front((target.clone(), coarse_nanos()));
+                self.npwait.fetch_add(1, Ordering::SeqCst);
+                target.waiting_p.store(true, Ordering::Relaxed);
+                return;
+            };
+            me.me.state.store(preempt::M_LOST, Ordering::Release);
+            p.new_slice();
+            p.shared.status.store(P_RUNNING, Ordering::Relaxed);
+            p.shared.mid.store(target.id, Ordering::Relaxed);
+            target.put_p(p);
+            target.state.store(preempt::M_RUN, Ordering::Release);
+            preempt::thaw(target);
+        });
     }
 
     /// `wakep`: try to add one spinning M if there is an idle P and nobody
@@ -936,10 +941,18 @@ impl Sched {
             l.retired.push(p);
             return;
         }
-        let Some(p) = self.give_to_waiter(&mut l, p) else {
-            return;
-        };
         let work = !p.shared.q.is_empty() || !self.injector.is_empty() || self.timers_due();
+        // A frozen M waiting for a P is like Go's preempted G at the back of
+        // the global queue (its resumer goroutine is there): queued work goes
+        // first; with none, the waiter gets the P at once.
+        let p = if work {
+            p
+        } else {
+            match self.give_to_waiter(&mut l, p) {
+                Some(p) => p,
+                None => return,
+            }
+        };
         if work && !self.stw.load(Ordering::SeqCst) {
             self.startm_locked(l, p, false);
         } else {
@@ -1418,9 +1431,6 @@ impl Sched {
                     self.pidleput(&mut l, p);
                 }
                 self.drop_spinning();
-                continue;
-            }
-            if self.maybe_yield_p_to_waiter() {
                 continue;
             }
             self.run_timers();

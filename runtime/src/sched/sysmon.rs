@@ -224,7 +224,9 @@ impl Sysmon {
             if trace > 0 && now >= self.next_trace {
                 let t0 = *self.trace_start.get_or_insert(now);
                 let line = schedtrace(&self.sched, self.sched.cfg.godebug.scheddetail, now - t0);
-                eprint!("{line}");
+                // Straight to fd 2, like Go's runtime `print` (not the
+                // `eprint!` machinery, which a test harness captures).
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
                 self.next_trace = now + Duration::from_millis(trace);
                 delay = delay.min(Duration::from_millis(trace));
             }
