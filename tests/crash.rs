@@ -87,6 +87,41 @@ fn testprog_entry() {
                 println!("survived: no new thread was needed");
             });
         }
+        "app_sigurg_handler" => {
+            // The application's own SIGURG handler, installed before the
+            // runtime starts, still sees SIGURGs that are not gort's, and
+            // gort's preemption still works.
+            static SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+            extern "C" fn on_urg(_: libc::c_int) {
+                SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            // SAFETY: installs a handler that only touches an atomic.
+            unsafe { libc::signal(libc::SIGURG, on_urg as *const () as libc::sighandler_t) };
+            let rt = gort::Runtime::builder().gomaxprocs(1).build().unwrap();
+            rt.run(|| {
+                let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let s2 = stop.clone();
+                // A call-free hog: only gort's SIGURG can take the P.
+                let hog = gort::go(move || {
+                    let mut x = 1u64;
+                    while !s2.load(std::sync::atomic::Ordering::Relaxed) {
+                        x = std::hint::black_box(x.rotate_left(7) ^ 3);
+                    }
+                    x
+                });
+                gort::yield_now();
+                for _ in 0..3 {
+                    // SAFETY: raise(3) sends SIGURG to this thread.
+                    unsafe { libc::raise(libc::SIGURG) };
+                }
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                hog.join().unwrap();
+            });
+            println!(
+                "app_handler_calls={}",
+                SEEN.load(std::sync::atomic::Ordering::SeqCst)
+            );
+        }
         "foreign_segv" => {
             gort::run(|| {
                 let p = std::hint::black_box(16usize) as *const u64;
@@ -263,4 +298,20 @@ fn set_max_threads_is_enforced_when_blocking_calls_need_threads() {
         "stderr: {e}"
     );
     assert!(e.contains("fatal error: thread exhaustion"), "stderr: {e}");
+}
+
+#[test]
+fn application_sigurg_handler_is_chained() {
+    let o = testprog("app_sigurg_handler", &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "stderr: {}", stderr(&o));
+    let n: usize = out
+        .lines()
+        .find_map(|l| l.split_once("app_handler_calls=").map(|x| x.1))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("count");
+    assert_eq!(
+        n, 3,
+        "the application's SIGURG handler saw {n} of our 3 raises"
+    );
 }
