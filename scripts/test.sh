@@ -2,7 +2,8 @@
 # Every test gort has, in one command (what CI runs through .ci/run):
 #   1. the workspace's unit, integration, stress, crash and doc tests;
 #   2. the loom models of the scheduler protocols (runtime/src/sched/parkword.rs,
-#      runtime/src/sched/loom_wakeup.rs), built with --cfg loom;
+#      runtime/src/sched/loom_wakeup.rs, runtime/src/sched/loom_pslot.rs), built
+#      with --cfg loom;
 #   3. Miri on the pure-logic modules, when a nightly toolchain with Miri is
 #      installed (it cannot be fetched on every machine; the step says so and
 #      is skipped otherwise).
