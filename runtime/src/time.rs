@@ -441,6 +441,13 @@ mod tests {
     }
 
     #[test]
+    fn timers_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<Timer>();
+        check::<Ticker>();
+    }
+
+    #[test]
     fn timer_on_a_plain_thread() {
         let t = Timer::new(Duration::from_millis(1));
         assert!(t.receiver().recv().is_ok());
