@@ -99,6 +99,9 @@ pub(crate) fn coarse_nanos() -> u64 {
     }
 }
 
+/// Due timers fired at once beyond which they go to the global queue.
+const TIMER_BATCH_LOCAL: usize = 4;
+
 /// Free Gs a P keeps before spilling half to the global list.
 const GFREE_MAX: usize = 64;
 
@@ -1009,14 +1012,14 @@ impl Sched {
     /// The first idle M while timers exist becomes the timer sleeper: it
     /// waits with the earliest deadline as timeout, then takes an idle P to
     /// fire the due timers (see `timer.rs`).
-    fn stopm(&self, me: &Arc<MShared>) -> Option<Handoff> {
+    fn stopm(self: &Arc<Sched>, me: &Arc<MShared>) -> Option<Handoff> {
         me.parked.store(true, Ordering::SeqCst);
         let r = self.stopm_inner(me);
         me.parked.store(false, Ordering::SeqCst);
         r
     }
 
-    fn stopm_inner(&self, me: &Arc<MShared>) -> Option<Handoff> {
+    fn stopm_inner(self: &Arc<Sched>, me: &Arc<MShared>) -> Option<Handoff> {
         loop {
             match self.poll_network(me) {
                 Net::NotPoller => {}
@@ -1089,7 +1092,7 @@ impl Sched {
     /// idle M becomes the poller (Go: the blocking `netpoll(delay)` in
     /// `findRunnable`): it waits in `epoll_wait` until an event, the next
     /// timer, or a wake-up, then takes an idle P if there is work.
-    fn poll_network(&self, me: &Arc<MShared>) -> Net {
+    fn poll_network(self: &Arc<Sched>, me: &Arc<MShared>) -> Net {
         if !crate::netpoll::has_waiters() {
             return Net::NotPoller;
         }
@@ -1193,7 +1196,7 @@ impl Sched {
     /// called inside `with_m` (waking readies onto this M's P).
     /// Reads the clock only if some P has a timer, so the schedule loop
     /// can call it every time (one load per P when there are none).
-    pub(crate) fn run_timers(&self) {
+    pub(crate) fn run_timers(self: &Arc<Sched>) {
         let mut clock = None;
         let mut due = Vec::new();
         for p in self.all_ps() {
@@ -1215,8 +1218,26 @@ impl Sched {
             t.take_due(now, &mut due);
             self.publish_next(p, &t);
         }
-        for w in due {
-            w.wake();
+        // In deadline order: one to four at the tail of this P's queue (not
+        // each into `runnext`, which would run the last one first); more (a
+        // backlog: more timers due than the Ps keep up with) to the back of
+        // the global queue, so every P serves them first-come first-served
+        // instead of the overflow of one P's local queue starving in the
+        // global queue behind its refills (10,000 sleepers x 1 ms: p99
+        // lateness 97-133 ms -> 34-39 ms; docs/design/timers.md).
+        if due.len() > TIMER_BATCH_LOCAL {
+            let n = due.len();
+            for w in due {
+                w.wake_global(self);
+            }
+            // Enough Ms to drain it.
+            for _ in 0..n.min(self.gomaxprocs.load(Ordering::Relaxed)) {
+                self.wakep();
+            }
+        } else {
+            for w in due {
+                w.wake_queued();
+            }
         }
     }
 

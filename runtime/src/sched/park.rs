@@ -33,10 +33,35 @@ impl Waiter {
 
     /// Wakes the waiter (at most one pending wake-up is remembered).
     pub(crate) fn wake(self) {
+        self.wake_with(true);
+    }
+
+    /// Wakes the waiter behind the running goroutine's other work (the
+    /// tail of the P's queue, not `runnext`): for batches such as due
+    /// timers, which should run in deadline order.
+    pub(crate) fn wake_queued(self) {
+        self.wake_with(false);
+    }
+
+    /// Wakes the waiter onto the back of the global run queue (for big
+    /// batches of due timers: they then run first-come first-served on
+    /// every P instead of overflowing one P's local queue).
+    pub(crate) fn wake_global(self, sched: &Arc<Sched>) {
         match self {
             Waiter::Goroutine(h) => {
                 if let Some(g) = h.unpark() {
-                    ready(g);
+                    sched.injector.push(g);
+                }
+            }
+            Waiter::Thread(t) => t.unpark(),
+        }
+    }
+
+    fn wake_with(self, next: bool) {
+        match self {
+            Waiter::Goroutine(h) => {
+                if let Some(g) = h.unpark() {
+                    ready_with(g, next);
                 }
             }
             Waiter::Thread(t) => t.unpark(),
@@ -179,15 +204,16 @@ pub(crate) fn park_current_until(deadline: std::time::Instant, why: WaitReason) 
     }
 }
 
-/// Makes a G runnable (Go: `goready`): into the current P's `runnext` when
-/// called on an M, else into the global queue of the running runtime.
-pub(crate) fn ready(g: GRef) {
+/// Makes a G runnable (Go: `goready`): into the current P's `runnext`
+/// (`next`) or the tail of its local queue when called on an M with a P,
+/// else into the global queue of the running runtime.
+fn ready_with(g: GRef, next: bool) {
     let mut g = Some(g);
     let on_m = m::try_with_m(|m| {
         let g = g.take().expect("g");
         match m.split() {
             (Some(p), sched) => {
-                p.runqput(g, true, &sched.injector);
+                p.runqput(g, next, &sched.injector);
                 // `wakep` never re-enters `with_m`, so it may run inside it
                 // (and we avoid bumping the shared `Arc<Sched>` count).
                 sched.wakep();
