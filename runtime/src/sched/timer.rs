@@ -25,34 +25,80 @@
 
 use super::park::Waiter;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Instant;
 
 /// The timer heap.
 ///
+/// Entries live in a slab (`slots`, reused through `free`); a timer's id is
+/// `generation << 32 | slot`, so cancelling and firing are an index and a
+/// generation compare — no hashing (a `HashMap` of live timers cost two
+/// SipHash operations per sleep). The heap holds `(deadline, id)`; an entry
+/// whose slot no longer carries that id was cancelled and is skipped when
+/// it surfaces.
+///
 /// # Fields
-/// - all: Protected by: `Sched::timers` (a leaf lock).
+/// - all: Protected by: `PShared::timers` (a leaf lock).
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    live: HashMap<u64, Waiter>,
-    seq: u64,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    waiter: Option<Waiter>,
+}
+
+fn slot_of(id: u64) -> usize {
+    (id & 0xffff_ffff) as usize
 }
 
 impl Timers {
     /// Adds a timer; returns its id and whether it is now the earliest.
     pub(crate) fn add(&mut self, when: Instant, w: Waiter) -> (u64, bool) {
-        self.seq += 1;
-        let id = self.seq;
+        let slot = match self.free.pop() {
+            Some(i) => i as usize,
+            None => {
+                self.slots.push(Slot::default());
+                self.slots.len() - 1
+            }
+        };
+        let s = &mut self.slots[slot];
+        s.generation = s.generation.wrapping_add(1);
+        s.waiter = Some(w);
+        let id = (u64::from(s.generation) << 32) | slot as u64;
         self.heap.push(Reverse((when, id)));
-        self.live.insert(id, w);
+        self.live += 1;
         let earliest = self.next().is_some_and(|n| n >= when);
         (id, earliest)
     }
 
+    /// Takes the waiter of timer `id` if it is still live.
+    fn take(&mut self, id: u64) -> Option<Waiter> {
+        let slot = slot_of(id);
+        let s = self.slots.get_mut(slot)?;
+        if u64::from(s.generation) != id >> 32 {
+            return None;
+        }
+        let w = s.waiter.take()?;
+        self.free.push(slot as u32);
+        self.live -= 1;
+        Some(w)
+    }
+
+    fn is_live(&self, id: u64) -> bool {
+        self.slots
+            .get(slot_of(id))
+            .is_some_and(|s| u64::from(s.generation) == id >> 32 && s.waiter.is_some())
+    }
+
     /// Removes a timer that has not fired (no effect if it has).
     pub(crate) fn cancel(&mut self, id: u64) {
-        self.live.remove(&id);
+        drop(self.take(id));
         self.prune();
     }
 
@@ -61,14 +107,14 @@ impl Timers {
         self.heap.peek().map(|Reverse((w, _))| *w)
     }
 
-    /// Takes every timer due at `now`.
+    /// Takes every timer due at `now`, earliest first.
     pub(crate) fn take_due(&mut self, now: Instant, out: &mut Vec<Waiter>) {
         while let Some(Reverse((when, id))) = self.heap.peek().copied() {
             if when > now {
                 break;
             }
             self.heap.pop();
-            if let Some(w) = self.live.remove(&id) {
+            if let Some(w) = self.take(id) {
                 out.push(w);
             }
         }
@@ -78,19 +124,19 @@ impl Timers {
     /// Drops cancelled entries from the top of the heap.
     fn prune(&mut self) {
         while let Some(Reverse((_, id))) = self.heap.peek() {
-            if self.live.contains_key(id) {
+            if self.is_live(*id) {
                 break;
             }
             self.heap.pop();
         }
-        if self.live.is_empty() {
+        if self.live == 0 {
             self.heap.clear();
         }
     }
 
     /// Number of live timers.
     pub(crate) fn len(&self) -> usize {
-        self.live.len()
+        self.live
     }
 }
 
@@ -122,5 +168,26 @@ mod tests {
         assert_eq!(t.next(), None, "cancelled entries do not linger at the top");
         t.take_due(t0 + Duration::from_secs(1), &mut out);
         assert_eq!(out.len(), 2, "a cancelled timer never fires");
+    }
+
+    #[test]
+    fn reused_slots_do_not_confuse_old_ids() {
+        let t0 = Instant::now();
+        let mut t = Timers::default();
+        let (a, _) = t.add(t0 + Duration::from_millis(5), w());
+        t.cancel(a);
+        // The slot is reused by a new timer; cancelling the old id again
+        // must not cancel the new one.
+        let (b, _) = t.add(t0 + Duration::from_millis(7), w());
+        assert_ne!(a, b);
+        t.cancel(a);
+        assert_eq!(t.len(), 1);
+        let mut out = Vec::new();
+        t.take_due(t0 + Duration::from_millis(6), &mut out);
+        assert!(out.is_empty(), "the stale heap entry of `a` fired");
+        t.take_due(t0 + Duration::from_millis(8), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.next(), None);
     }
 }
