@@ -50,3 +50,27 @@ fn select2_no_memory_growth() {
         });
     });
 }
+
+/// `select!` accepts a comma after block arms, the last one included, as
+/// crossbeam-channel's does.
+#[test]
+fn select_accepts_commas_after_block_arms() {
+    gort::run(|| {
+        let (tx, rx) = gort::chan::bounded::<u32>(1);
+        tx.send(5).unwrap();
+        let got = gort::chan::select! {
+            recv(rx) -> v => { v.unwrap() },
+            default => { 0 },
+        };
+        assert_eq!(got, 5);
+        let sent = gort::chan::select! {
+            send(tx, 6) -> r => { r.is_ok() },
+        };
+        assert!(sent);
+        let t = gort::chan::select! {
+            recv(rx) -> v => { v.unwrap() }
+            default(std::time::Duration::from_millis(1)) => { 0 },
+        };
+        assert_eq!(t, 6);
+    });
+}

@@ -354,6 +354,8 @@ impl<T> Chan<T> {
     }
 
     fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
+        crate::sched::park::preempt_check();
         let op;
         {
             let mut st = self.state.lock();
@@ -400,6 +402,8 @@ impl<T> Chan<T> {
     }
 
     fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
+        crate::sched::park::preempt_check();
         let op;
         {
             let mut st = self.state.lock();

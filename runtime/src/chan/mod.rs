@@ -328,8 +328,13 @@ macro_rules! select {
 #[macro_export]
 macro_rules! __gort_select {
     // ---- parsing: (cases) (default) (free identifiers) tokens ----
+    // A comma after a block arm (optional, as in crossbeam) is skipped here,
+    // not in the block rules: `$b:block $(,)? $($rest:tt)*` was ambiguous.
+    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) , $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)*) ($($d)*) ($($ids)*) $($rest)*)
+    };
     (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
-        recv($r:expr) -> $p:pat => $b:block $(,)? $($rest:tt)*) => {
+        recv($r:expr) -> $p:pat => $b:block $($rest:tt)*) => {
         $crate::__gort_select!(@parse ($($c)* [recv $id ($r) $p, $b]) ($($d)*) ($($ids)*) $($rest)*)
     };
     (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
@@ -341,7 +346,7 @@ macro_rules! __gort_select {
         $crate::__gort_select!(@parse ($($c)* [recv $id ($r) $p, ($b)]) ($($d)*) ($($ids)*))
     };
     (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
-        send($s:expr, $v:expr) -> $p:pat => $b:block $(,)? $($rest:tt)*) => {
+        send($s:expr, $v:expr) -> $p:pat => $b:block $($rest:tt)*) => {
         $crate::__gort_select!(@parse ($($c)* [send $id ($s, $v) $p, $b]) ($($d)*) ($($ids)*) $($rest)*)
     };
     (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
@@ -352,7 +357,7 @@ macro_rules! __gort_select {
         send($s:expr, $v:expr) -> $p:pat => $b:expr) => {
         $crate::__gort_select!(@parse ($($c)* [send $id ($s, $v) $p, ($b)]) ($($d)*) ($($ids)*))
     };
-    (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:block $(,)? $($rest:tt)*) => {
+    (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:block $($rest:tt)*) => {
         $crate::__gort_select!(@parse ($($c)*) (now $b) ($($ids)*) $($rest)*)
     };
     (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:expr, $($rest:tt)*) => {
@@ -361,7 +366,7 @@ macro_rules! __gort_select {
     (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:expr) => {
         $crate::__gort_select!(@parse ($($c)*) (now ($b)) ($($ids)*))
     };
-    (@parse ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:block $(,)? $($rest:tt)*) => {
+    (@parse ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:block $($rest:tt)*) => {
         $crate::__gort_select!(@parse ($($c)*) (timeout ($t) $b) ($($ids)*) $($rest)*)
     };
     (@parse ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:expr, $($rest:tt)*) => {

@@ -318,6 +318,8 @@ impl<'a> Select<'a> {
     /// Go's `selectgo`: pass 1 polls in random order; pass 2 registers on
     /// every channel; then park until one fires, and deregister.
     fn run(&mut self, block: bool, deadline: Option<Instant>) -> Option<SelectedOperation<'a>> {
+        // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
+        crate::sched::park::preempt_check();
         let mut rng = Rng::new();
         'restart: loop {
             let order = self.order(&mut rng);
@@ -397,6 +399,8 @@ impl<'a> Select<'a> {
     }
 
     fn ready_until(&mut self, deadline: Option<Instant>) -> Option<usize> {
+        // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
+        crate::sched::park::preempt_check();
         let mut rng = Rng::new();
         loop {
             let order = self.order(&mut rng);

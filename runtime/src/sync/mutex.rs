@@ -189,6 +189,8 @@ impl<T: ?Sized> Mutex<T> {
     /// Acquires the mutex, parking the goroutine (or blocking the thread)
     /// until it is available.
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        // A safe point (Go's `Lock` is a call with a prologue check).
+        crate::sched::park::preempt_check();
         self.lock_state();
         self.guard()
     }
