@@ -19,6 +19,7 @@ pub use gort_runtime::{
 };
 
 pub use gort_runtime::chan;
+pub use gort_runtime::net;
 pub use gort_runtime::netpoll;
 pub use gort_runtime::runtime::{blocking, preempt_check};
 

@@ -26,6 +26,7 @@ pub mod fatal;
 #[doc(hidden)]
 pub mod glocal;
 mod loom;
+pub mod net;
 pub mod netpoll;
 #[forbid(unsafe_code)]
 mod panic;

@@ -100,12 +100,24 @@ fn poller() -> io::Result<&'static Poller> {
     Ok(POLLER.get().expect("set above"))
 }
 
-/// One direction (read or write) of a descriptor.
+/// One direction (read or write) of a descriptor. Several goroutines may
+/// wait on one direction (goroutines accepting on one listener); an event
+/// wakes them all and each retries its operation (Go serialises them with
+/// the fd's mutex instead; waking all is simpler and, with edge-triggered
+/// events, never strands a second pending connection).
 #[derive(Debug, Default)]
 struct Dir {
     ready: bool,
-    waiter: Option<Waiter>,
+    waiters: Vec<(u64, Waiter)>,
 }
+
+impl Dir {
+    fn take_all(&mut self) -> Vec<(u64, Waiter)> {
+        std::mem::take(&mut self.waiters)
+    }
+}
+
+static NEXT_WAIT: AtomicU64 = AtomicU64::new(1);
 
 /// A registered descriptor (Go: `pollDesc`).
 #[derive(Debug)]
@@ -182,9 +194,11 @@ impl PollDesc {
         let ws = {
             let mut st = self.state.lock();
             st.closing = true;
-            [st.read.waiter.take(), st.write.waiter.take()]
+            let mut ws = st.read.take_all();
+            ws.append(&mut st.write.take_all());
+            ws
         };
-        for w in ws.into_iter().flatten() {
+        for (_, w) in ws {
             w.wake();
         }
         let Some(p) = POLLER.get() else { return };
@@ -219,62 +233,72 @@ impl PollDesc {
     /// Wakes a waiter of `dir` as if the descriptor became ready (used when
     /// a deadline is moved: the waiter re-reads it).
     pub fn interrupt(&self, dir: Interest) {
-        let w = {
+        let ws = {
             let mut st = self.state.lock();
-            let d = match dir {
-                Interest::Read => &mut st.read,
-                Interest::Write => &mut st.write,
-            };
-            d.waiter.take()
+            match dir {
+                Interest::Read => st.read.take_all(),
+                Interest::Write => st.write.take_all(),
+            }
         };
-        if let Some(w) = w {
+        for (_, w) in ws {
             w.wake();
         }
     }
 
     fn wait(&self, dir: Interest, deadline: Option<Instant>) -> io::Result<()> {
         let p = poller()?;
-        loop {
-            {
-                let mut st = self.state.lock();
-                if st.closing {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotConnected,
-                        "use of closed network connection",
-                    ));
-                }
-                let d = match dir {
-                    Interest::Read => &mut st.read,
-                    Interest::Write => &mut st.write,
-                };
-                if d.ready {
-                    d.ready = false;
-                    return Ok(());
-                }
-                if deadline.is_some_and(|t| Instant::now() >= t) {
-                    d.waiter = None;
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "i/o timeout"));
-                }
-                d.waiter = Some(Waiter::current());
-            }
-            p.waiters.fetch_add(1, Ordering::SeqCst);
-            // A blocked poller must learn there is someone to poll for.
-            wake_poller();
-            match deadline {
-                Some(t) => park::park_current_until(t, WaitReason::IoWait),
-                None => park::park_current(WaitReason::IoWait),
-            }
-            p.waiters.fetch_sub(1, Ordering::SeqCst);
-            // Woken (ready, closed, interrupted, timed out or spurious):
-            // re-check under the lock.
+        let me = NEXT_WAIT.fetch_add(1, Ordering::Relaxed);
+        {
             let mut st = self.state.lock();
+            if st.closing {
+                return Err(closed());
+            }
             let d = match dir {
                 Interest::Read => &mut st.read,
                 Interest::Write => &mut st.write,
             };
-            d.waiter = None;
+            if d.ready {
+                // An edge arrived since the caller's last try: retry now.
+                d.ready = false;
+                return Ok(());
+            }
+            if deadline.is_some_and(|t| Instant::now() >= t) {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "i/o timeout"));
+            }
+            d.waiters.push((me, Waiter::current()));
         }
+        p.waiters.fetch_add(1, Ordering::SeqCst);
+        // A blocked poller must learn there is someone to poll for.
+        wake_poller();
+        match deadline {
+            Some(t) => park::park_current_until(t, WaitReason::IoWait),
+            None => park::park_current(WaitReason::IoWait),
+        }
+        p.waiters.fetch_sub(1, Ordering::SeqCst);
+        // Woken by an event, a close, an interrupt, the deadline, or
+        // spuriously: leave the list and let the caller retry its operation
+        // (it comes back here on EAGAIN).
+        let mut st = self.state.lock();
+        let d = match dir {
+            Interest::Read => &mut st.read,
+            Interest::Write => &mut st.write,
+        };
+        d.waiters.retain(|(id, _)| *id != me);
+        if st.closing {
+            return Err(closed());
+        }
+        if deadline.is_some_and(|t| Instant::now() >= t) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "i/o timeout"));
+        }
+        Ok(())
     }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "use of closed network connection",
+    )
 }
 
 /// Is anyone waiting for I/O (so an idle M should poll)?
@@ -307,7 +331,25 @@ pub(crate) fn wake_poller() {
 /// Wakes every waiter whose descriptor became ready; returns how many.
 /// Must not be called inside `with_m`.
 pub(crate) fn poll(timeout: Option<Duration>) -> usize {
+    poll_inner(|| timeout)
+}
+
+/// The blocking poll of the idle M: publishes "a poller is blocked" first,
+/// *then* asks `deadline` for the next timer, then waits. A timer added
+/// concurrently either is seen by `deadline` or sees the flag and writes
+/// the eventfd (`wake_poller`): SeqCst on both sides (the flag here, the
+/// timer heap's published deadline there), so no wake-up is lost (a test
+/// hung on exactly that: a 20 ms sleep added just as the poller blocked
+/// with no timeout).
+pub(crate) fn poll_until(deadline: impl FnOnce() -> Option<Instant>) -> usize {
     let Some(p) = POLLER.get() else { return 0 };
+    p.blocked.store(true, Ordering::SeqCst);
+    poll_inner(|| deadline().map(|d| d.saturating_duration_since(Instant::now())))
+}
+
+fn poll_inner(timeout: impl FnOnce() -> Option<Duration>) -> usize {
+    let Some(p) = POLLER.get() else { return 0 };
+    let timeout = timeout();
     let ms: libc::c_int = match timeout {
         None => -1,
         Some(d) if d.is_zero() => 0,
@@ -353,18 +395,18 @@ pub(crate) fn poll(timeout: Option<Duration>) -> usize {
         let w = err || bits & libc::EPOLLOUT != 0;
         let ws = {
             let mut st = pd.state.lock();
-            let mut ws = [None, None];
+            let mut ws = Vec::new();
             if r {
                 st.read.ready = true;
-                ws[0] = st.read.waiter.take();
+                ws.append(&mut st.read.take_all());
             }
             if w {
                 st.write.ready = true;
-                ws[1] = st.write.waiter.take();
+                ws.append(&mut st.write.take_all());
             }
             ws
         };
-        for w in ws.into_iter().flatten() {
+        for (_, w) in ws {
             w.wake();
             woken += 1;
         }

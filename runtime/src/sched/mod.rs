@@ -1096,7 +1096,7 @@ impl Sched {
         if !crate::netpoll::has_waiters() {
             return Net::NotPoller;
         }
-        let deadline = {
+        {
             let mut l = self.lock.lock();
             if l.shutdown {
                 return Net::Exit;
@@ -1105,10 +1105,8 @@ impl Sched {
                 return Net::NotPoller;
             }
             l.poller = Some(me.clone());
-            self.next_timer()
         };
-        let timeout = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-        crate::netpoll::poll(timeout);
+        crate::netpoll::poll_until(|| self.next_timer());
         let mut l = self.lock.lock();
         l.poller = None;
         if l.shutdown {
@@ -1138,7 +1136,7 @@ impl Sched {
     fn next_timer(&self) -> Option<std::time::Instant> {
         let n = self
             .all_ps()
-            .map(|p| p.timer_next.load(Ordering::Acquire))
+            .map(|p| p.timer_next.load(Ordering::SeqCst))
             .min()
             .unwrap_or(u64::MAX);
         (n != u64::MAX).then(|| self.epoch + std::time::Duration::from_nanos(n))
@@ -1161,7 +1159,8 @@ impl Sched {
         let n = t.next().map_or(u64::MAX, |d| {
             d.saturating_duration_since(self.epoch).as_nanos() as u64
         });
-        p.timer_next.store(n, Ordering::Release);
+        // SeqCst: pairs with the poller's flag-then-read (`netpoll::poll_until`).
+        p.timer_next.store(n, Ordering::SeqCst);
     }
 
     /// Registers a timer on `p`'s heap that wakes `w` at `when`; returns

@@ -1,0 +1,303 @@
+//! `gort::net` TCP (issue 6): echo with 1,000 concurrent connections,
+//! timeouts, reset, half-close, a listener closed under waiting accepts,
+//! bad addresses, and EMFILE survival (in a subprocess). 127.0.0.1 only;
+//! every test bounded by a watchdog; behaviour, not timing.
+
+mod common;
+
+use common::{Rng, seed, watchdog};
+use gort::net::{TcpListener, TcpStream};
+use std::io::{ErrorKind, Read, Write};
+use std::net::Shutdown;
+use std::time::Duration;
+
+fn rt(procs: usize) -> gort::Runtime {
+    gort::Runtime::builder().gomaxprocs(procs).build().unwrap()
+}
+
+/// Raises the soft descriptor limit to the hard one (1,000 connections
+/// need 2,000 descriptors).
+fn raise_nofile() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 && r.rlim_cur < r.rlim_max {
+        r.rlim_cur = r.rlim_max.min(65536);
+        // SAFETY: valid in-pointer.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
+    }
+}
+
+fn echo_server(l: TcpListener) -> gort::JoinHandle<usize> {
+    gort::go(move || {
+        let mut served = 0;
+        while let Ok((mut c, _)) = l.accept() {
+            served += 1;
+            gort::go(move || {
+                let mut buf = [0u8; 512];
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if c.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        served
+    })
+}
+
+#[test]
+fn echo_with_a_thousand_concurrent_connections() {
+    raise_nofile();
+    let s0 = seed();
+    watchdog("echo_with_a_thousand_concurrent_connections", 120, || {
+        for procs in [1usize, 2, 8] {
+            rt(procs).run(move || {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = l.local_addr().unwrap();
+                let server = echo_server(l.clone());
+                // All 1,000 connect first, then all talk: 1,000 at once.
+                let (go_tx, go_rx) = gort::chan::bounded::<()>(0);
+                let wg = std::sync::Arc::new(gort::sync::WaitGroup::new());
+                wg.add(1000);
+                let clients: Vec<_> = (0..1000u64)
+                    .map(|i| {
+                        let go_rx = go_rx.clone();
+                        let wg = wg.clone();
+                        gort::go(move || {
+                            let mut c = TcpStream::connect(addr).unwrap();
+                            c.set_nodelay(true).unwrap();
+                            wg.done();
+                            let _ = go_rx.recv(); // closed when all are connected
+                            let mut r = Rng(s0 ^ (i + 1).wrapping_mul(0x9e37_79b9));
+                            let msg: Vec<u8> = (0..64).map(|_| r.next() as u8).collect();
+                            c.write_all(&msg).unwrap();
+                            let mut back = vec![0u8; msg.len()];
+                            c.read_exact(&mut back).unwrap();
+                            assert_eq!(back, msg, "client {i} got someone else's bytes");
+                        })
+                    })
+                    .collect();
+                wg.wait();
+                drop(go_tx);
+                for h in clients {
+                    h.join().unwrap();
+                }
+                l.close();
+                assert_eq!(server.join().unwrap(), 1000);
+            });
+        }
+    });
+}
+
+#[test]
+fn read_and_write_timeouts() {
+    watchdog("read_and_write_timeouts", 60, || {
+        rt(2).run(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let c = TcpStream::connect(addr).unwrap();
+            let (s, _) = l.accept().unwrap();
+            // Nobody writes: a read times out.
+            c.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+            let mut buf = [0u8; 8];
+            let e = (&c).read(&mut buf).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::TimedOut);
+            // Nobody reads: writes fill the buffers, then time out.
+            c.set_write_timeout(Some(Duration::from_millis(30)))
+                .unwrap();
+            let chunk = vec![7u8; 1 << 16];
+            let e = loop {
+                if let Err(e) = (&c).write(&chunk) {
+                    break e;
+                }
+            };
+            assert_eq!(e.kind(), ErrorKind::TimedOut);
+            // A zero timeout is rejected, as in std.
+            assert_eq!(
+                c.set_read_timeout(Some(Duration::ZERO)).unwrap_err().kind(),
+                ErrorKind::InvalidInput
+            );
+            drop(s);
+            // connect_timeout to a live listener succeeds.
+            let c2 = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+            assert_eq!(c2.peer_addr().unwrap(), addr);
+        });
+    });
+}
+
+#[test]
+fn peer_reset_and_half_close() {
+    watchdog("peer_reset_and_half_close", 60, || {
+        rt(2).run(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            // Reset: the server closes with SO_LINGER 0 after reading.
+            let server = {
+                let l = l.clone();
+                gort::go(move || {
+                    let (s, _) = l.accept().unwrap();
+                    let mut b = [0u8; 1];
+                    (&s).read_exact(&mut b).unwrap();
+                    s.set_linger(Some(Duration::ZERO)).unwrap();
+                    drop(s);
+                })
+            };
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"x").unwrap();
+            server.join().unwrap();
+            let mut buf = [0u8; 8];
+            let e = loop {
+                match c.read(&mut buf) {
+                    Err(e) => break e,
+                    Ok(0) => panic!("EOF instead of a reset"),
+                    Ok(_) => {}
+                }
+            };
+            assert_eq!(e.kind(), ErrorKind::ConnectionReset);
+
+            // Half-close: the client shuts down its write half; the server
+            // sees EOF and can still answer.
+            let server = {
+                let l = l.clone();
+                gort::go(move || {
+                    let (mut s, _) = l.accept().unwrap();
+                    let mut got = Vec::new();
+                    s.read_to_end(&mut got).unwrap();
+                    s.write_all(&got).unwrap();
+                    s.write_all(b"!").unwrap();
+                })
+            };
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"half").unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+            let mut back = Vec::new();
+            c.read_to_end(&mut back).unwrap();
+            assert_eq!(back, b"half!");
+            server.join().unwrap();
+        });
+    });
+}
+
+#[test]
+fn closing_a_listener_wakes_goroutines_in_accept() {
+    watchdog("closing_a_listener_wakes_goroutines_in_accept", 60, || {
+        rt(2).run(|| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let waiters: Vec<_> = (0..4)
+                .map(|_| {
+                    let l = l.clone();
+                    gort::go(move || l.accept().map(|_| ()))
+                })
+                .collect();
+            gort::time::sleep(Duration::from_millis(20));
+            l.close();
+            for h in waiters {
+                let e = h.join().unwrap().unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::NotConnected, "{e}");
+            }
+            assert!(l.accept().is_err(), "accept after close");
+        });
+    });
+}
+
+#[test]
+fn bad_addresses_and_ports_are_errors() {
+    watchdog("bad_addresses_and_ports_are_errors", 60, || {
+        rt(2).run(|| {
+            assert!(TcpStream::connect("256.1.1.1:80").is_err());
+            assert!(TcpStream::connect("127.0.0.1:not-a-port").is_err());
+            assert_eq!(
+                TcpStream::connect("127.0.0.1:0").unwrap_err().kind(),
+                ErrorKind::InvalidInput
+            );
+            // A port nobody listens on: refused.
+            let port = {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                l.local_addr().unwrap().port()
+            };
+            assert_eq!(
+                TcpStream::connect(("127.0.0.1", port)).unwrap_err().kind(),
+                ErrorKind::ConnectionRefused
+            );
+            // A port in use.
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let e = std::net::TcpListener::bind(l.local_addr().unwrap());
+            assert_eq!(e.unwrap_err().kind(), ErrorKind::AddrInUse);
+        });
+    });
+}
+
+/// EMFILE: with a descriptor limit of 64, clients open more connections
+/// than the server can accept; `accept` returns the error and the server
+/// keeps serving once descriptors are free again (subprocess: it lowers the
+/// process's limit).
+#[test]
+fn emfile_is_an_error_and_the_server_survives() {
+    if std::env::var("GORT_NET_EMFILE").is_ok() {
+        emfile_child();
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "emfile_is_an_error_and_the_server_survives",
+            "--nocapture",
+        ])
+        .env("GORT_NET_EMFILE", "1")
+        .output()
+        .unwrap();
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{so}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(so.contains("emfile_seen=true"), "{so}");
+    assert!(so.contains("served_after=true"), "{so}");
+}
+
+fn emfile_child() {
+    let r = libc::rlimit {
+        rlim_cur: 64,
+        rlim_max: 64,
+    };
+    // SAFETY: valid in-pointer; lowers this subprocess's limit only.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) }, 0);
+    let (seen, served) = rt(2).run(|| {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        // Clients as plain sockets held open: fill the table.
+        let mut held = Vec::new();
+        let mut accepted = Vec::new();
+        let mut emfile = false;
+        for _ in 0..80 {
+            match std::net::TcpStream::connect(addr) {
+                Ok(c) => held.push(c),
+                Err(_) => break,
+            }
+            match l.accept() {
+                Ok((s, _)) => accepted.push(s),
+                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
+                    emfile = true;
+                    break;
+                }
+                Err(e) => panic!("unexpected accept error {e}"),
+            }
+        }
+        // Free descriptors; the pending connection is accepted now.
+        drop(accepted);
+        held.truncate(1);
+        let ok = l.accept().is_ok();
+        (emfile, ok)
+    });
+    println!("emfile_seen={seen}");
+    println!("served_after={served}");
+}
