@@ -203,6 +203,14 @@ enum Next {
 /// After a goroutine switched back: the state returns to M_IDLE; the P is
 /// kept unless sysmon took it meanwhile.
 fn settle_state(me: &MShared) {
+    // Fast path: in M_RUN nobody else may change the state (sysmon only
+    // CASes out of M_SYSCALL/M_RELEASED, and our handler declines while
+    // `locks` > 0), so a load and a store do — no read-modify-write on
+    // every switch.
+    if me.state.load(Ordering::Acquire) == M_RUN {
+        me.state.store(M_IDLE, Ordering::Release);
+        return;
+    }
     loop {
         let st = me.state.load(Ordering::Acquire);
         let ok = match st {
@@ -224,7 +232,6 @@ fn settle_state(me: &MShared) {
 
 /// Runs `g` until it suspends or exits (Go: `execute` + the `mcall` back).
 fn execute(sched: &Arc<Sched>, me: &Arc<MShared>, mut g: GRef, inherit: bool) -> Next {
-    let gg = g.g().clone();
     let e = g.exec();
     let fresh = e.coro.is_none();
     // One visit to the P: a new time slice (unless inherited through
@@ -237,12 +244,12 @@ fn execute(sched: &Arc<Sched>, me: &Arc<MShared>, mut g: GRef, inherit: bool) ->
         }
         fresh.then(|| p.stacks.get())
     });
+    let bounds = stack.as_ref().map(|s| (s.bottom(), s.top()));
     if let Some(stack) = stack {
         let entry = e
             .entry
             .take()
             .expect("gort: runnable G with neither entry nor coroutine");
-        gg.set_stack(stack.bottom(), stack.top());
         e.coro = Some(Goroutine::new(stack, move || {
             let task = entry;
             task.run();
@@ -259,12 +266,17 @@ fn execute(sched: &Arc<Sched>, me: &Arc<MShared>, mut g: GRef, inherit: bool) ->
             }
         }));
     }
+    if let Some((lo, hi)) = bounds {
+        g.g().set_stack(lo, hi);
+    }
     g::set_current(Some(&g));
     me.curg
         .store(Arc::as_ptr(g.g()) as *mut super::G, Ordering::Release);
     me.curg_id
         .store(g.g().goid.load(Ordering::Relaxed), Ordering::Relaxed);
-    me.ticks.fetch_add(1, Ordering::Relaxed);
+    // Only this M writes its counter: no read-modify-write needed.
+    me.ticks
+        .store(me.ticks.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     me.state.store(M_RUN, Ordering::Release);
     preempt::set_locks(0);
     let r = g.exec().coro.as_mut().expect("coroutine").resume();
