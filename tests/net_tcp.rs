@@ -301,3 +301,51 @@ fn emfile_child() {
     println!("emfile_seen={seen}");
     println!("served_after={served}");
 }
+
+/// `connect_timeout` gives up with `TimedOut` when the handshake cannot
+/// complete: a listener with a full accept queue that never accepts makes
+/// Linux drop further SYNs, so those connects hang until the deadline.
+#[test]
+fn connect_timeout_times_out_against_a_full_backlog() {
+    watchdog(
+        "connect_timeout_times_out_against_a_full_backlog",
+        60,
+        || {
+            rt(2).run(|| {
+                let s = socket2::Socket::new(
+                    socket2::Domain::IPV4,
+                    socket2::Type::STREAM,
+                    Some(socket2::Protocol::TCP),
+                )
+                .unwrap();
+                s.bind(
+                    &"127.0.0.1:0"
+                        .parse::<std::net::SocketAddr>()
+                        .unwrap()
+                        .into(),
+                )
+                .unwrap();
+                s.listen(0).unwrap();
+                let addr = s.local_addr().unwrap().as_socket().unwrap();
+                let mut kept = Vec::new();
+                let mut timed_out = false;
+                for _ in 0..16 {
+                    match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                        Ok(c) => kept.push(c),
+                        Err(e) => {
+                            assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+                            timed_out = true;
+                            break;
+                        }
+                    }
+                }
+                assert!(
+                    timed_out,
+                    "{} connects completed against a listener that never accepts",
+                    kept.len()
+                );
+                drop(s);
+            });
+        },
+    );
+}
