@@ -96,8 +96,12 @@ fn preemption_storm() {
                 // Workers.
                 let workers: Vec<_> = (0..16u64)
                     .map(|w| {
-                        let (stop, shared, expected, finished) =
-                            (stop.clone(), shared.clone(), expected.clone(), finished.clone());
+                        let (stop, shared, expected, finished) = (
+                            stop.clone(),
+                            shared.clone(),
+                            expected.clone(),
+                            finished.clone(),
+                        );
                         gort::go(move || {
                             let mut r = Rng(s0 ^ (w + 1).wrapping_mul(0x9e37_79b9) ^ procs as u64);
                             while !stop.load(Ordering::Relaxed) {

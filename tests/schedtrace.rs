@@ -67,8 +67,14 @@ fn testprog_entry() {
 fn testprog(which: &str, env: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().unwrap();
     let mut c = Command::new(exe);
-    c.args(["--exact", "testprog_entry", "--nocapture", "--test-threads", "1"])
-        .env("GORT_TESTPROG", which);
+    c.args([
+        "--exact",
+        "testprog_entry",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env("GORT_TESTPROG", which);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -116,7 +122,10 @@ fn article_regex_fields(line: &str) -> Option<Vec<u64>> {
 
 #[test]
 fn schedtrace_prints_go_sched_lines() {
-    let out = testprog("busy_350ms", &[("GODEBUG", "schedtrace=100"), ("GOMAXPROCS", "3")]);
+    let out = testprog(
+        "busy_350ms",
+        &[("GODEBUG", "schedtrace=100"), ("GOMAXPROCS", "3")],
+    );
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("SCHED")).collect();
@@ -149,7 +158,10 @@ fn schedtrace_prints_go_sched_lines() {
 fn scheddetail_prints_p_m_and_g_lines() {
     let out = testprog(
         "busy_350ms",
-        &[("GODEBUG", "schedtrace=100,scheddetail=1"), ("GOMAXPROCS", "2")],
+        &[
+            ("GODEBUG", "schedtrace=100,scheddetail=1"),
+            ("GOMAXPROCS", "2"),
+        ],
     );
     assert!(out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -162,9 +174,15 @@ fn scheddetail_prints_p_m_and_g_lines() {
         head.contains(" gcwaiting=false nmidlelocked=") && head.ends_with("sysmonwait=false"),
         "{head}"
     );
-    assert!(err.lines().any(|l| l.starts_with("  P0: status=") && l.contains(" timerslen=")));
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("  P0: status=") && l.contains(" timerslen="))
+    );
     assert!(err.lines().any(|l| l.starts_with("  P1: status=")));
-    assert!(err.lines().any(|l| l.starts_with("  M0: p=") && l.contains(" lockedg=")));
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("  M0: p=") && l.contains(" lockedg="))
+    );
     // The sleepers show Go's wait reason.
     assert!(
         err.lines()
