@@ -145,6 +145,9 @@ pub enum Interest {
 
 /// Registers `fd` (already non-blocking) with the poller.
 pub fn register(fd: RawFd) -> io::Result<Arc<PollDesc>> {
+    // The poller's locks are taken by scheduler code (the poller M): never
+    // freeze a goroutine while it holds one.
+    let _np = crate::sched::preempt::NoPreempt::new();
     let p = poller()?;
     let (slot, token, pd) = {
         let mut s = p.slots.lock();
@@ -191,6 +194,7 @@ impl PollDesc {
     /// Removes the descriptor from the poller and wakes its waiters (they
     /// see `closed`). Call before closing the fd.
     pub fn deregister(&self) {
+        let _np = crate::sched::preempt::NoPreempt::new();
         let ws = {
             let mut st = self.state.lock();
             st.closing = true;
@@ -233,6 +237,7 @@ impl PollDesc {
     /// Wakes a waiter of `dir` as if the descriptor became ready (used when
     /// a deadline is moved: the waiter re-reads it).
     pub fn interrupt(&self, dir: Interest) {
+        let _np = crate::sched::preempt::NoPreempt::new();
         let ws = {
             let mut st = self.state.lock();
             match dir {
@@ -249,6 +254,7 @@ impl PollDesc {
         let p = poller()?;
         let me = NEXT_WAIT.fetch_add(1, Ordering::Relaxed);
         {
+            let _np = crate::sched::preempt::NoPreempt::new();
             let mut st = self.state.lock();
             if st.closing {
                 return Err(closed());
@@ -278,6 +284,7 @@ impl PollDesc {
         // Woken by an event, a close, an interrupt, the deadline, or
         // spuriously: leave the list and let the caller retry its operation
         // (it comes back here on EAGAIN).
+        let _np = crate::sched::preempt::NoPreempt::new();
         let mut st = self.state.lock();
         let d = match dir {
             Interest::Read => &mut st.read,

@@ -279,6 +279,8 @@ pub fn set_gomaxprocs(n: usize) -> usize {
     // longer follows the cgroup limit.
     s.gomaxprocs_explicit
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    // Runtime code taking `sched.lock`: not to be frozen half-way.
+    let _np = crate::sched::preempt::NoPreempt::new();
     s.set_gomaxprocs(n.min(MAX_GOMAXPROCS))
 }
 
@@ -389,6 +391,7 @@ pub fn is_running() -> bool {
 /// If no runtime is running.
 pub fn stack_guard_mode() -> &'static str {
     let s = sched_or_panic("stack_guard_mode");
+    let _np = crate::sched::preempt::NoPreempt::new(); // the stack pool's lock
     match crate::coro::stackpool::guard_kind(s.cfg.stacks) {
         gort_alloc::sys::GuardKind::Madvise => "madvise",
         gort_alloc::sys::GuardKind::Mprotect => "mprotect",

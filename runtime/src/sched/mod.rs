@@ -710,6 +710,19 @@ impl Sched {
     /// `pidleput`: make `p` idle (or retire it if beyond GOMAXPROCS). Must
     /// hold `sched.lock`.
     fn pidleput(&self, l: &mut Locked, p: Box<P>) {
+        // Go's invariant: an idle P has an empty run queue (nobody steals
+        // from idle Ps). A P given up for a stop-the-world, or handed off
+        // while the world stops, may still hold goroutines: move them to
+        // the global queue. (Left there they were invisible: spinning Ms
+        // took other idle Ps, found nothing, and spun forever — found by
+        // the preemption storm.)
+        if !p.shared.q.is_empty() {
+            let mut toks = Vec::new();
+            p.runq.drain(&p.shared.q, &mut toks);
+            for g in toks {
+                self.injector.push(g);
+            }
+        }
         if p.id >= self.gomaxprocs.load(Ordering::SeqCst) {
             p.shared.status.store(P_RETIRED, Ordering::Relaxed);
             l.retired.push(p);

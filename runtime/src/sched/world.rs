@@ -190,6 +190,9 @@ impl Drop for StoppedWorld {
 
 /// Stops the world. Blocks until no goroutine but the caller runs user code.
 pub(crate) fn stop(sched: &Arc<Sched>) -> StoppedWorld {
+    // Runtime code from here to the end: the caller's own thread must not be
+    // frozen (as a hog) while it holds `allm` or `sched.lock`.
+    let _np = preempt::NoPreempt::new();
     // One stop at a time.
     loop {
         if sched
@@ -206,6 +209,7 @@ pub(crate) fn stop(sched: &Arc<Sched>) -> StoppedWorld {
     let caller_g = super::g::current_goid();
     let async_ok = !sched.cfg.godebug.asyncpreemptoff;
     let mut round = 0u32;
+    let mut last_backoff = std::time::Instant::now();
     loop {
         let mut stopped = true;
         {
@@ -230,6 +234,26 @@ pub(crate) fn stop(sched: &Arc<Sched>) -> StoppedWorld {
         if stopped {
             break;
         }
+        // An M that has not stopped after a while may be waiting for a lock
+        // that a thread we froze holds — malloc's arena lock: a stop freezes
+        // threads anywhere, and scheduler code and runtime sections allocate
+        // now and then. Let the frozen threads run a moment (they are
+        // signalled again next round) so it can get through. Without this
+        // the preemption storm hung under heavy load (a clean-clone CI run).
+        if last_backoff.elapsed() >= Duration::from_millis(5) {
+            let all = lock_ok(&sched.allm);
+            for m in all.iter() {
+                if m.frozen.load(Ordering::SeqCst) == FROZEN
+                    && m.frozen_for_stop.swap(false, Ordering::Relaxed)
+                {
+                    preempt::thaw(m);
+                }
+            }
+            drop(all);
+            std::thread::sleep(Duration::from_micros(100));
+            last_backoff = std::time::Instant::now();
+            continue;
+        }
         round += 1;
         if round < 64 {
             std::hint::spin_loop();
@@ -250,6 +274,9 @@ fn is_stopped(m: &MShared) -> bool {
 }
 
 fn start(sched: &Arc<Sched>) {
+    // Runtime code: a freeze here while holding `sched.lock` (in `wakep`)
+    // hung every other M (found by the preemption storm under load).
+    let _np = preempt::NoPreempt::new();
     preempt::set_stw_active(false);
     sched.stw.store(false, Ordering::SeqCst);
     {
