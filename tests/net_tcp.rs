@@ -120,6 +120,11 @@ fn read_and_write_timeouts() {
                 }
             };
             assert_eq!(e.kind(), ErrorKind::TimedOut);
+            // Nobody connects: accept times out.
+            l.set_accept_timeout(Some(Duration::from_millis(30)))
+                .unwrap();
+            assert_eq!(l.accept().unwrap_err().kind(), ErrorKind::TimedOut);
+            l.set_accept_timeout(None).unwrap();
             // A zero timeout is rejected, as in std.
             assert_eq!(
                 c.set_read_timeout(Some(Duration::ZERO)).unwrap_err().kind(),

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 pub struct TcpListener {
     fd: Arc<NetFd>,
     closed: Arc<AtomicBool>,
+    accept_timeout: Arc<Mutex<Option<Duration>>>,
 }
 
 impl TcpListener {
@@ -49,6 +50,7 @@ impl TcpListener {
             Ok(TcpListener {
                 fd: Arc::new(NetFd::new(s)?),
                 closed: Arc::new(AtomicBool::new(false)),
+                accept_timeout: Arc::new(Mutex::new(None)),
             })
         })
     }
@@ -60,11 +62,21 @@ impl TcpListener {
         if self.closed.load(Ordering::Acquire) {
             return Err(NetFd::closed_error());
         }
-        let (s, a) = self.fd.io(true, None, |s| s.accept())?;
+        let dl = deadline_of(*self.accept_timeout.lock());
+        let (s, a) = self.fd.io(true, dl, |s| s.accept())?;
         let peer = a.as_socket().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidData, "accepted a non-IP socket")
         })?;
         Ok((TcpStream::from_socket(s)?, peer))
+    }
+
+    /// Sets how long `accept` waits (`None`: forever) before failing with
+    /// `ErrorKind::TimedOut` (Go's `TCPListener.SetDeadline`, as a
+    /// duration like std's socket timeouts). Shared by clones.
+    pub fn set_accept_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        check_timeout(t)?;
+        *self.accept_timeout.lock() = t;
+        Ok(())
     }
 
     /// An iterator of accepted connections (never `None`).
