@@ -1519,12 +1519,8 @@ impl Sched {
                     return Some((g, inherit));
                 }
                 Step::Retire => {
+                    // `pidleput` moves the P's goroutines to the global queue.
                     let p = m::with_m(|m| m.take_p()).expect("P");
-                    let mut toks = Vec::new();
-                    p.runq.drain(&p.shared.q, &mut toks);
-                    for g in toks {
-                        self.injector.push(g);
-                    }
                     {
                         // Re-check under the lock: GOMAXPROCS may have grown
                         // back since we looked, and `set_gomaxprocs` only
