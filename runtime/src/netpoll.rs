@@ -134,6 +134,15 @@ struct DescState {
     closing: bool,
 }
 
+impl DescState {
+    fn dir(&mut self, dir: Interest) -> &mut Dir {
+        match dir {
+            Interest::Read => &mut self.read,
+            Interest::Write => &mut self.write,
+        }
+    }
+}
+
 /// Which way a goroutine waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Interest {
@@ -240,10 +249,7 @@ impl PollDesc {
         let _np = crate::sched::preempt::NoPreempt::new();
         let ws = {
             let mut st = self.state.lock();
-            match dir {
-                Interest::Read => st.read.take_all(),
-                Interest::Write => st.write.take_all(),
-            }
+            st.dir(dir).take_all()
         };
         for (_, w) in ws {
             w.wake();
@@ -257,19 +263,16 @@ impl PollDesc {
             let _np = crate::sched::preempt::NoPreempt::new();
             let mut st = self.state.lock();
             if st.closing {
-                return Err(closed());
+                return Err(closed_error());
             }
-            let d = match dir {
-                Interest::Read => &mut st.read,
-                Interest::Write => &mut st.write,
-            };
+            let d = st.dir(dir);
             if d.ready {
                 // An edge arrived since the caller's last try: retry now.
                 d.ready = false;
                 return Ok(());
             }
             if deadline.is_some_and(|t| Instant::now() >= t) {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "i/o timeout"));
+                return Err(timed_out());
             }
             d.waiters.push((me, Waiter::current()));
         }
@@ -286,26 +289,29 @@ impl PollDesc {
         // (it comes back here on EAGAIN).
         let _np = crate::sched::preempt::NoPreempt::new();
         let mut st = self.state.lock();
-        let d = match dir {
-            Interest::Read => &mut st.read,
-            Interest::Write => &mut st.write,
-        };
+        let d = st.dir(dir);
         d.waiters.retain(|(id, _)| *id != me);
         if st.closing {
-            return Err(closed());
+            return Err(closed_error());
         }
         if deadline.is_some_and(|t| Instant::now() >= t) {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "i/o timeout"));
+            return Err(timed_out());
         }
         Ok(())
     }
 }
 
-fn closed() -> io::Error {
+/// The error of an operation on a closed descriptor (Go's text).
+pub(crate) fn closed_error() -> io::Error {
     io::Error::new(
         io::ErrorKind::NotConnected,
         "use of closed network connection",
     )
+}
+
+/// The error of an operation whose deadline passed (Go's text).
+pub(crate) fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
 }
 
 /// Is anyone waiting for I/O (so an idle M should poll)?

@@ -23,7 +23,7 @@ mod udp;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
-use crate::netpoll::{self, PollDesc};
+use crate::netpoll::{self, PollDesc, timed_out};
 use socket2::Socket;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -104,18 +104,11 @@ impl NetFd {
         if !crate::runtime::is_running() {
             return poll_fd(self.sock.as_raw_fd(), read, deadline);
         }
-        let r = if read {
+        if read {
             self.pd.wait_read(deadline)
         } else {
             self.pd.wait_write(deadline)
-        };
-        r.map_err(|e| {
-            if e.kind() == io::ErrorKind::TimedOut {
-                timed_out()
-            } else {
-                e
-            }
-        })
+        }
     }
 
     /// Closes for waiters: goroutines blocked on this socket wake with an
@@ -124,23 +117,12 @@ impl NetFd {
         self.pd.deregister();
         let _ = self.sock.shutdown(std::net::Shutdown::Both);
     }
-
-    pub(crate) fn closed_error() -> io::Error {
-        io::Error::new(
-            io::ErrorKind::NotConnected,
-            "use of closed network connection",
-        )
-    }
 }
 
 impl Drop for NetFd {
     fn drop(&mut self) {
         self.pd.deregister();
     }
-}
-
-fn timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
 }
 
 /// `poll(2)` one fd (outside the runtime).

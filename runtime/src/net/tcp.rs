@@ -60,7 +60,7 @@ impl TcpListener {
     /// usable.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(NetFd::closed_error());
+            return Err(crate::netpoll::closed_error());
         }
         let dl = deadline_of(*self.accept_timeout.lock());
         let (s, a) = self.fd.io(true, dl, |s| s.accept())?;
@@ -176,7 +176,7 @@ impl TcpStream {
         }
         loop {
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(super::timed_out());
+                return Err(crate::netpoll::timed_out());
             }
             stream.fd.wait(false, deadline)?;
             if let Some(e) = stream.fd.sock.take_error()? {
