@@ -108,16 +108,37 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         unsafe { libc::sigaction(sig, &dfl, std::ptr::null_mut()) };
         return;
     }
-    let flags = old.map_or(0, |o| o.sa_flags);
-    if flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: the previous handler was installed as an SA_SIGINFO
-        // handler, so this is its signature.
+    if let Some(old) = old {
+        // SAFETY: `old` is the action sigaction(2) returned when we
+        // installed ours, and its handler is neither SIG_DFL nor SIG_IGN.
+        unsafe { call_handler(old, sig, info, ctx) };
+    }
+}
+
+/// Calls the handler of `old` (a previous action we replaced) with this
+/// signal's arguments, in the form its flags say it takes.
+///
+/// # Safety
+///
+/// `old` must be an action returned by sigaction(2) whose `sa_sigaction`
+/// is a real handler (not `SIG_DFL`/`SIG_IGN`), and the call must come from
+/// a handler for the same signal.
+pub(crate) unsafe fn call_handler(
+    old: &libc::sigaction,
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    let h = old.sa_sigaction;
+    if old.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: installed as an SA_SIGINFO handler (caller's contract),
+        // so this is its signature.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(handler) };
+            unsafe { std::mem::transmute(h) };
         f(sig, info, ctx);
     } else {
         // SAFETY: a plain (non-SA_SIGINFO) handler takes only the signal.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
         f(sig);
     }
 }

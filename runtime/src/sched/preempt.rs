@@ -570,16 +570,9 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     if h == libc::SIG_DFL || h == libc::SIG_IGN {
         return; // SIGURG's default action is to ignore it
     }
-    if old.sa_flags & libc::SA_SIGINFO != 0 {
-        // SAFETY: installed as an SA_SIGINFO handler: this is its signature.
-        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-            unsafe { std::mem::transmute(h) };
-        f(sig, info, ctx);
-    } else {
-        // SAFETY: a plain handler takes only the signal number.
-        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(h) };
-        f(sig);
-    }
+    // SAFETY: `old` is the action sigaction(2) returned when we installed
+    // ours, with a real handler; we are SIGURG's handler.
+    unsafe { crate::coro::overflow::call_handler(old, sig, info, ctx) };
 }
 
 // ------------------------------------------------------------ stack reads
