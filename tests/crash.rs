@@ -2,7 +2,10 @@
 //! `testdata/testprog`): the test binary re-runs itself with
 //! `GORT_TESTPROG=<scenario>` and only `testprog_entry` does anything.
 
-use std::process::{Command, Output};
+mod common;
+
+use common::testprog;
+use std::process::Output;
 
 /// When `GORT_TESTPROG` is set, run that scenario and exit; otherwise this
 /// test passes trivially (it is the subprocess entry point).
@@ -135,24 +138,6 @@ fn testprog_entry() {
         other => panic!("unknown scenario {other}"),
     }
     std::process::exit(0);
-}
-
-fn testprog(scenario: &str, env: &[(&str, &str)]) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    let mut c = Command::new(exe);
-    c.args([
-        "--exact",
-        "testprog_entry",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("GORT_TESTPROG", scenario)
-    .env_remove("GOMAXPROCS")
-    .env("RUST_BACKTRACE", "0");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("run testprog")
 }
 
 fn stderr(o: &Output) -> String {

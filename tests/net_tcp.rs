@@ -5,15 +5,11 @@
 
 mod common;
 
-use common::{Rng, seed, watchdog};
+use common::{Rng, rt, seed, watchdog};
 use gort::net::{TcpListener, TcpStream};
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::time::Duration;
-
-fn rt(procs: usize) -> gort::Runtime {
-    gort::Runtime::builder().gomaxprocs(procs).build().unwrap()
-}
 
 /// Raises the soft descriptor limit to the hard one (1,000 connections
 /// need 2,000 descriptors).

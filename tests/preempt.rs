@@ -7,15 +7,11 @@
 
 mod common;
 
-use common::{Rng, seed, watchdog};
+use common::{Rng, rt, seed, watchdog};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
-
-fn rt(procs: usize) -> gort::Runtime {
-    gort::Runtime::builder().gomaxprocs(procs).build().unwrap()
-}
 
 /// A loop with no function call into gort: xorshift until `stop`.
 #[inline(never)]

@@ -1,7 +1,9 @@
 //! `GODEBUG=schedtrace=N[,scheddetail=1]` and `asyncpreemptoff=1`, each in
 //! a subprocess (the test binary re-runs itself with `GORT_TESTPROG`).
 
-use std::process::{Command, Output};
+mod common;
+
+use common::testprog;
 
 /// The subprocess entry point; a no-op in the parent.
 #[test]
@@ -62,23 +64,6 @@ fn testprog_entry() {
         }
         other => panic!("unknown testprog {other}"),
     }
-}
-
-fn testprog(which: &str, env: &[(&str, &str)]) -> Output {
-    let exe = std::env::current_exe().unwrap();
-    let mut c = Command::new(exe);
-    c.args([
-        "--exact",
-        "testprog_entry",
-        "--nocapture",
-        "--test-threads",
-        "1",
-    ])
-    .env("GORT_TESTPROG", which);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
 }
 
 /// The seed article's harness regex (`go_sched_trace.py`), verbatim.

@@ -68,3 +68,23 @@ pub(crate) fn rt(procs: usize) -> gort::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// Re-runs this test binary as a subprocess running `testprog_entry` with
+/// `GORT_TESTPROG=<scenario>` (Go's `testdata/testprog`), plus `env`.
+pub(crate) fn testprog(scenario: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap();
+    let mut c = std::process::Command::new(exe);
+    c.args([
+        "--exact",
+        "testprog_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("GORT_TESTPROG", scenario)
+    .env_remove("GOMAXPROCS")
+    .env("RUST_BACKTRACE", "0");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run testprog")
+}
