@@ -11,6 +11,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+mod common;
+
 fn scenario(name: &str) {
     match name {
         "chan" => gort::run(|| {
@@ -69,10 +71,9 @@ fn scenario(name: &str) {
 }
 
 fn run(name: &str) -> (i32, String, String) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .env("GORT_TESTPROG", name)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.env("GORT_TESTPROG", name);
+    let out = common::output_within(cmd, 120);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -243,18 +243,17 @@ fn bad_addresses_and_ports_are_errors() {
 #[test]
 fn emfile_is_an_error_and_the_server_survives() {
     if std::env::var("GORT_NET_EMFILE").is_ok() {
-        emfile_child();
+        watchdog("emfile_child", 60, emfile_child);
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "emfile_is_an_error_and_the_server_survives",
-            "--nocapture",
-        ])
-        .env("GORT_NET_EMFILE", "1")
-        .output()
-        .unwrap();
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "--exact",
+        "emfile_is_an_error_and_the_server_survives",
+        "--nocapture",
+    ])
+    .env("GORT_NET_EMFILE", "1");
+    let out = common::output_within(cmd, 90);
     let so = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -265,6 +264,13 @@ fn emfile_is_an_error_and_the_server_survives() {
     assert!(so.contains("served_after=true"), "{so}");
 }
 
+/// Fills the descriptor table exactly, whatever the process inherited: the
+/// table is topped up with `/dev/null` handles until `open` fails, then one
+/// slot is freed for a client socket, so the connection is pending in the
+/// backlog with no descriptor left for `accept`. (Counting on the parity of
+/// connect/accept pairs hung CI once: there the client's `connect` hit
+/// EMFILE first and the final `accept` waited for a connection that never
+/// came.)
 fn emfile_child() {
     let r = libc::rlimit {
         rlim_cur: 64,
@@ -275,16 +281,27 @@ fn emfile_child() {
     let (seen, served) = rt(2).run(|| {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        // Clients as plain sockets held open: fill the table.
+        let mut filler = Vec::new();
+        loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(f) => filler.push(f),
+                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+                Err(e) => panic!("unexpected open error {e}"),
+            }
+        }
         let mut held = Vec::new();
         let mut accepted = Vec::new();
         let mut emfile = false;
-        for _ in 0..80 {
+        for _ in 0..8 {
+            // One free slot, taken by the client: the table is full again.
+            filler.pop();
             match std::net::TcpStream::connect(addr) {
                 Ok(c) => held.push(c),
-                Err(_) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EMFILE) => continue,
+                Err(e) => panic!("unexpected connect error {e}"),
             }
             match l.accept() {
+                // Someone else released a descriptor meanwhile; try again.
                 Ok((s, _)) => accepted.push(s),
                 Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
                     emfile = true;
@@ -294,9 +311,8 @@ fn emfile_child() {
             }
         }
         // Free descriptors; the pending connection is accepted now.
-        drop(accepted);
-        held.truncate(1);
-        let ok = l.accept().is_ok();
+        filler.clear();
+        let ok = emfile && l.accept().is_ok();
         (emfile, ok)
     });
     println!("emfile_seen={seen}");
