@@ -5,6 +5,7 @@
 use super::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::sched::park::{self, Waiter};
 use parking_lot::Mutex;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -15,14 +16,27 @@ pub(crate) const NONE: usize = usize::MAX;
 /// `Op::selected` after the owner gave up (timeout).
 pub(crate) const ABORT: usize = usize::MAX - 1;
 
-static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
+/// Op ids: each thread takes a block of 2^40 from here once, then counts
+/// locally (a global counter bounced its cache line between the Ps on
+/// every blocking operation).
+static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1 << 40);
+
+/// Finished ops kept for reuse, per thread (Go keeps `sudog`s in a per-P
+/// cache for the same reason: a blocking operation should not allocate).
+const OP_POOL_MAX: usize = 4;
+
+thread_local! {
+    static OP_POOL: RefCell<Vec<Arc<Op>>> = const { RefCell::new(Vec::new()) };
+    static NEXT_ID: Cell<u64> = const { Cell::new(0) };
+}
 
 /// One blocking operation (Go: the `selectDone` word plus the parked G): a
 /// plain send/recv or a whole `select`. Several queue entries (one per
 /// select case) share it; the first channel to CAS `selected` wins.
 #[derive(Debug)]
 pub(crate) struct Op {
-    /// Immutable: the key of this op's results in `State::pending`.
+    /// Set before the op is shared: the key of this op's results in
+    /// `State::pending`, unique among live ops.
     pub(crate) id: u64,
     /// Atomic: `NONE` → case index (by whoever fires it, under that
     /// channel's lock) or `ABORT` (by the owner on timeout). AcqRel CAS.
@@ -30,18 +44,58 @@ pub(crate) struct Op {
     /// Atomic: Release by the completer after it stored the result in
     /// `pending`; Acquire by the owner before reading it.
     pub(crate) done: AtomicBool,
-    /// Immutable: whom to wake.
-    pub(crate) waiter: Waiter,
+    /// Set before the op is shared: whom to wake (`None` only while the op
+    /// sits in the pool, so a pooled op keeps no goroutine alive).
+    pub(crate) waiter: Option<Waiter>,
+}
+
+fn next_op_id() -> u64 {
+    NEXT_ID.with(|c| {
+        let mut id = c.get();
+        if id & ((1 << 40) - 1) == 0 {
+            id = NEXT_ID_BLOCK.fetch_add(1 << 40, Ordering::Relaxed);
+        }
+        c.set(id + 1);
+        id
+    })
 }
 
 impl Op {
+    /// A fresh op for the caller, from this thread's pool when it has one.
     pub(crate) fn new(selected: usize) -> Arc<Op> {
-        Arc::new(Op {
-            id: NEXT_TICKET.fetch_add(1, Ordering::Relaxed), // a unique id only
-            selected: AtomicUsize::new(selected),
-            done: AtomicBool::new(false),
-            waiter: Waiter::current(),
-        })
+        let id = next_op_id();
+        let waiter = Some(Waiter::current());
+        let pooled = OP_POOL.with_borrow_mut(Vec::pop);
+        match pooled {
+            Some(mut op) => {
+                // Only unique ops enter the pool, and nothing cloned it since.
+                let o = Arc::get_mut(&mut op).expect("pooled op is unique");
+                o.id = id;
+                *o.selected.get_mut() = selected;
+                *o.done.get_mut() = false;
+                o.waiter = waiter;
+                op
+            }
+            None => Arc::new(Op {
+                id,
+                selected: AtomicUsize::new(selected),
+                done: AtomicBool::new(false),
+                waiter,
+            }),
+        }
+    }
+
+    /// Returns a finished op to this thread's pool if no queue entry or
+    /// watcher still holds it (else it is simply dropped).
+    pub(crate) fn recycle(mut op: Arc<Op>) {
+        if let Some(o) = Arc::get_mut(&mut op) {
+            o.waiter = None;
+            OP_POOL.with_borrow_mut(|p| {
+                if p.len() < OP_POOL_MAX {
+                    p.push(op);
+                }
+            });
+        }
     }
 
     pub(crate) fn claim(&self, case: usize) -> bool {
@@ -52,7 +106,9 @@ impl Op {
 
     pub(crate) fn finish(&self) {
         self.done.store(true, Ordering::Release); // pairs with Acquire in wait
-        self.waiter.clone().wake();
+        if let Some(w) = &self.waiter {
+            w.wake_by_ref();
+        }
     }
 
     pub(crate) fn is_done(&self) -> bool {
@@ -156,6 +212,9 @@ impl<T> State<T> {
     }
 
     pub(crate) fn notify(&mut self) {
+        if self.watchers.is_empty() {
+            return;
+        }
         for w in self.watchers.drain(..) {
             w.finish();
         }
@@ -179,7 +238,7 @@ impl<T> State<T> {
                 continue;
             }
             let won = q[i].op.claim(q[i].case);
-            let e = q.remove(i).expect("index in range");
+            let e = if i == 0 { q.pop_front() } else { q.remove(i) }.expect("index in range");
             if won {
                 return Some(e);
             }
@@ -337,7 +396,9 @@ impl<T> Chan<T> {
             },
         );
         drop(st);
-        self.wait_recv(&me)
+        let r = self.wait_recv(&me);
+        Op::recycle(me);
+        r
     }
 
     pub(crate) fn wait_recv(&self, op: &Arc<Op>) -> Result<T, RecvError> {
@@ -378,12 +439,23 @@ impl<T> Chan<T> {
                 }
             }
         }
+        let r = self.wait_send(&op, deadline);
+        Op::recycle(op);
+        r
+    }
+
+    /// Waits for a plain send's queued `op` (until `deadline`, if any).
+    fn wait_send(
+        &self,
+        op: &Arc<Op>,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
         loop {
             let done = op.wait(deadline, park::WaitReason::ChanSend);
             let mut st = self.state.lock();
             if !done && op.claim(ABORT) {
                 // Under the lock, so no claimer holds our entry: take it back.
-                let i = st.sendq.iter().position(|e| Arc::ptr_eq(&e.op, &op));
+                let i = st.sendq.iter().position(|e| Arc::ptr_eq(&e.op, op));
                 let e = st.sendq.remove(i.expect("own entry")).expect("own entry");
                 return Err(SendTimeoutError::Timeout(e.value.expect("value")));
             }
@@ -435,11 +507,16 @@ impl<T> Chan<T> {
             let mut st = self.state.lock();
             if op.claim(ABORT) {
                 st.remove_op(&op);
+                drop(st);
+                Op::recycle(op);
                 return Err(RecvTimeoutError::Timeout);
             }
         }
-        self.wait_recv(&op)
-            .map_err(|_| RecvTimeoutError::Disconnected)
+        let r = self
+            .wait_recv(&op)
+            .map_err(|_| RecvTimeoutError::Disconnected);
+        Op::recycle(op);
+        r
     }
 }
 
@@ -711,5 +788,37 @@ impl<T> IntoIterator for Receiver<T> {
     type IntoIter = IntoIter<T>;
     fn into_iter(self) -> IntoIter<T> {
         IntoIter { r: self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_op_is_reused_without_its_waiter() {
+        let op = Op::new(NONE);
+        let addr = Arc::as_ptr(&op);
+        let first = op.id;
+        Op::recycle(op);
+        let again = Op::new(3);
+        assert_eq!(Arc::as_ptr(&again), addr, "the pooled op is reused");
+        assert_ne!(again.id, first, "a reused op gets a fresh id");
+        assert_eq!(again.selected.load(Ordering::Relaxed), 3);
+        assert!(!again.is_done() && again.waiter.is_some());
+        // A shared op is not pooled: the pool only takes unique ops.
+        let shared = again.clone();
+        Op::recycle(again);
+        assert_ne!(Arc::as_ptr(&Op::new(NONE)), Arc::as_ptr(&shared));
+    }
+
+    #[test]
+    fn op_ids_are_unique_across_threads() {
+        let ids: Vec<u64> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..1000).map(|_| Op::new(NONE).id).collect::<Vec<_>>()))
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        let set: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(set.len(), ids.len());
     }
 }

@@ -333,6 +333,7 @@ impl<'a> Select<'a> {
                 }
             }
             if !block || deadline.is_some_and(|d| Instant::now() >= d) {
+                Op::recycle(op);
                 return None;
             }
             let mut registered = Vec::with_capacity(order.len());
@@ -426,6 +427,7 @@ impl<'a> Select<'a> {
             for &i in &watched {
                 self.cases[i].unregister(&op);
             }
+            Op::recycle(op);
             if hit.is_some() {
                 return hit;
             }

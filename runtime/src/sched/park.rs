@@ -36,6 +36,12 @@ impl Waiter {
         self.wake_with(true);
     }
 
+    /// [`Waiter::wake`] without giving up the handle (no reference-count
+    /// traffic: for wakers that keep the waiter, as a channel `Op` does).
+    pub(crate) fn wake_by_ref(&self) {
+        self.wake_with(true);
+    }
+
     /// Wakes the waiter behind the running goroutine's other work (the
     /// tail of the P's queue, not `runnext`): for batches such as due
     /// timers, which should run in deadline order.
@@ -57,7 +63,7 @@ impl Waiter {
         }
     }
 
-    fn wake_with(self, next: bool) {
+    fn wake_with(&self, next: bool) {
         match self {
             Waiter::Goroutine(h) => {
                 if let Some(g) = h.unpark() {
