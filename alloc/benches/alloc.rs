@@ -1,7 +1,8 @@
 //! Allocation cost by size, twin of the Go anchor `cmd/alloc` (objects die
 //! young in a ring of 64) and of the Rust anchor `floor_alloc`.
 //!
-//! `cargo bench -p gort-alloc --bench alloc [-- n=10m reps=5 only=gc]`
+//! `cargo bench -p gort-alloc --bench alloc [-- n=10m reps=5 only=gc sizes=64,65536 goals=4,128]`
+//! (`goals`: the `gc` mode's cycle lengths in MiB)
 //!
 //! Modes, each printing `RESULT <metric> <value> <unit>`:
 //!
@@ -133,8 +134,14 @@ fn kind(noscan: bool) -> &'static str {
 }
 
 fn bench_gc(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
-    for goal_mib in [4usize, 128] {
-        let gogc = if goal_mib == 4 { 100 } else { 3200 };
+    let goals: Vec<usize> =
+        match std::env::args().find_map(|a| a.strip_prefix("goals=").map(String::from)) {
+            Some(v) => v.split(',').map(|x| x.parse().expect("MiB")).collect(),
+            None => vec![4, 128],
+        };
+    for goal_mib in goals {
+        // GOGC=100's 4 MiB minimum heap goal, scaled.
+        let gogc = goal_mib * 100 / 4;
         for &size in sizes {
             for noscan in [true, false] {
                 let heap = Heap::new();
@@ -322,13 +329,27 @@ fn main() {
     let n_max = arg("n", 10_000_000);
     let budget = arg("bytes", 1 << 30);
     let reps = arg("reps", 5) as usize;
-    let sizes = [16usize, 64, 256, 4096, 65536];
+    let all = [16usize, 64, 256, 4096, 65536];
+    let sizes: Vec<usize> =
+        match std::env::args().find_map(|a| a.strip_prefix("sizes=").map(String::from)) {
+            Some(v) => v.split(',').map(|x| x.parse().expect("size")).collect(),
+            None => all.to_vec(),
+        };
     println!("# gort-alloc bench: n={n_max} bytes={budget} reps={reps}");
     if only("gc") {
         bench_gc(&sizes, n_max, budget, reps);
     }
     if only("free") {
-        bench_free(&sizes[..4], n_max, budget, reps);
+        bench_free(
+            &sizes
+                .iter()
+                .copied()
+                .filter(|&s| s <= 4096)
+                .collect::<Vec<_>>(),
+            n_max,
+            budget,
+            reps,
+        );
     }
     if only("gc2") {
         bench_gc2(&sizes, n_max, budget, reps);
