@@ -96,11 +96,13 @@ impl Bitmap {
         self.words[w].swap(v, Ordering::AcqRel)
     }
 
-    /// ORs `v` into word `w`, returning the old value.
+    /// Overwrites word `w` (no read-modify-write: for a word only its
+    /// owner writes, e.g. alloc bits under the MCentral lock or of a span
+    /// an MCache holds, or bits of a record nobody can reach yet).
     #[inline]
-    pub(crate) fn or_word(&self, w: usize, v: u64) -> u64 {
-        // AcqRel: as in `swap_word`.
-        self.words[w].fetch_or(v, Ordering::AcqRel)
+    pub(crate) fn store_word(&self, w: usize, v: u64) {
+        // Release: pairs with readers' Acquire in `word`/`get`.
+        self.words[w].store(v, Ordering::Release);
     }
 
     /// Set bits among the first `n`.
