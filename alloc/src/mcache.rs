@@ -192,12 +192,20 @@ impl<'h> MCache<'h> {
         }
         let npages = size.div_ceil(PAGE_SIZE);
         let spc = SpanClass::new(SizeClass::LARGE, noscan);
+        let other = SpanClass::new(SizeClass::LARGE, !noscan);
         let heap = self.heap;
-        let s = heap
-            .alloc_span(npages, spc, align_pages.max(1), heap.sweepgen())
+        let s = heap.central[spc.index()]
+            .alloc_large(
+                heap,
+                npages,
+                align_pages.max(1),
+                &heap.central[other.index()],
+            )
             .map_err(|e| AllocError { size, kind: e.kind })?;
+        // Outside every lock. The span is already listed (as allocated): a
+        // sweep cannot free it before the next cycle, and the object is
+        // not handed out until zeroed.
         s.zero_fresh_large();
-        heap.central[spc.index()].add_large(heap, s);
         Ok(s.base())
     }
 

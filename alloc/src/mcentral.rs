@@ -338,18 +338,64 @@ impl MCentral {
         }
     }
 
-    /// Files a new large span (allocated, swept) as full.
-    pub(crate) fn add_large(&self, heap: &Heap, s: SpanRef<'_>) {
+    /// Allocates a large span of `npages` pages (aligned to `align_pages`)
+    /// and files it as full, after reclaiming (Go's `mheap.reclaim`): it
+    /// first sweeps unswept large spans of this class, then of `other` (the
+    /// other large class), until `npages` pages are free again, so a program
+    /// that makes large garbage reuses those pages within the cycle instead
+    /// of growing the heap until the next `sweep_all`. The unswept list
+    /// pops the most recently allocated span first, so the pages reused are
+    /// the most recently written (still in cache).
+    pub(crate) fn alloc_large<'h>(
+        &self,
+        heap: &'h Heap,
+        npages: usize,
+        align_pages: usize,
+        other: &MCentral,
+    ) -> Result<SpanRef<'h>, AllocError> {
+        debug_assert!(self.spc.size_class().is_large() && other.spc.size_class().is_large());
         let mut l = self.lists.lock().unwrap();
+        // The sweep generation changes only with the world stopped.
         let sg = heap.sweepgen();
-        // Release: pairs with the Acquire in `SpanRef::sweepgen`.
-        s.span().sweepgen.store(sg, Ordering::Release);
+        let got = self.reclaim_locked(&mut l, heap, sg, npages);
+        if got < npages && other.has_unswept(sg) {
+            drop(l);
+            let mut lo = other.lists.lock().unwrap();
+            other.reclaim_locked(&mut lo, heap, sg, npages - got);
+            drop(lo);
+            l = self.lists.lock().unwrap();
+        }
+        let s = heap.alloc_span(npages, self.spc, align_pages, sg)?;
         l.push(heap, s, FULL + swept(sg));
         add(&heap.counters.mallocs[0], 1);
         add(
             &heap.counters.large_alloc_bytes,
             (s.npages() * PAGE_SIZE) as u64,
         );
+        Ok(s)
+    }
+
+    /// Sweeps unswept spans of this (large) class, most recently filed
+    /// first, until they gave back at least `npages` pages or none is left.
+    /// Returns the pages given back.
+    fn reclaim_locked(&self, l: &mut Lists, heap: &Heap, sg: u32, npages: usize) -> usize {
+        let mut got = 0;
+        while got < npages {
+            let Some(s) = l.pop(heap, FULL + (1 - swept(sg))) else {
+                break;
+            };
+            let n = s.npages();
+            // Release: pairs with the Acquire in `SpanRef::sweepgen`.
+            s.span()
+                .sweepgen
+                .store(sg.wrapping_sub(1), Ordering::Release);
+            if self.sweep_locked(heap, s, sg, false).1 {
+                self.place(l, heap, s, sg);
+            } else {
+                got += n;
+            }
+        }
+        got
     }
 
     /// Sweeps one unswept span. Returns the bytes freed, or `None` if this

@@ -140,6 +140,43 @@ fn large_objects_get_their_own_span() {
 }
 
 #[test]
+fn large_garbage_is_reclaimed_within_the_cycle() {
+    // Go's mheap.reclaim: a large allocation first sweeps unswept large
+    // spans, so garbage from the last cycle is reused (newest first) before
+    // the heap grows, and the marked objects survive.
+    let heap = Heap::new();
+    let mut c = heap.new_mcache();
+    // 2 × 60 × 5 pages do not fit in one 4 MiB chunk: growth if no reuse.
+    let n = 60;
+    let first: Vec<_> = (0..n).map(|i| c.alloc(40000, i % 2 == 0)).collect();
+    // SAFETY: our 40000-byte objects; dirty them so reuse must zero.
+    first.iter().for_each(|p| unsafe { p.as_ptr().write(9) });
+    heap.mark(addr(first[0]));
+    let live = first[0];
+    c.flush();
+    heap.begin_sweep_cycle();
+    c.prepare_for_sweep();
+    let sys = heap.stats().heap_sys;
+    let newest_dead = first[n - 1];
+    let second: Vec<_> = (0..n - 1).map(|i| c.alloc(40000, i % 2 == 0)).collect();
+    assert_eq!(heap.stats().heap_sys, sys, "no growth: garbage reused");
+    assert!(second.contains(&newest_dead), "newest garbage reused");
+    assert!(!second.contains(&live), "the marked object survives");
+    assert!(
+        heap.find_object(addr(live))
+            .is_some_and(|o| o.is_allocated())
+    );
+    for p in &second {
+        // SAFETY: our fresh 40000-byte objects.
+        assert_eq!(unsafe { p.as_ptr().read() }, 0, "reused pages zeroed");
+    }
+    check(&heap);
+    heap.sweep_all();
+    check(&heap);
+    assert_eq!(heap.stats().heap_objects as usize, n, "n - 1 new + 1 live");
+}
+
+#[test]
 #[cfg_attr(miri, ignore)]
 fn huge_object_spans_several_arenas() {
     let heap = Heap::new();
