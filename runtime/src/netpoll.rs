@@ -280,7 +280,9 @@ impl PollDesc {
         // A blocked poller must learn there is someone to poll for.
         wake_poller();
         match deadline {
-            Some(t) => park::park_current_until(t, WaitReason::IoWait),
+            Some(t) => {
+                park::park_current_until(t, WaitReason::IoWait);
+            }
             None => park::park_current(WaitReason::IoWait),
         }
         p.waiters.fetch_sub(1, Ordering::SeqCst);

@@ -78,14 +78,14 @@ pub use crate::chan::{after, at, tick};
 /// assert!(t.elapsed() >= std::time::Duration::from_millis(5));
 /// ```
 pub fn sleep(d: Duration) {
-    sleep_until(Instant::now() + d);
+    let deadline = crate::sched::clock::after(crate::sched::clock::nanotime(), d);
+    while !park::park_until_nanos(deadline, WaitReason::Sleep) {}
 }
 
 /// Sleeps until `deadline`.
 pub fn sleep_until(deadline: Instant) {
-    while Instant::now() < deadline {
-        park::park_current_until(deadline, WaitReason::Sleep);
-    }
+    let deadline = crate::sched::clock::to_nanos(deadline);
+    while !park::park_until_nanos(deadline, WaitReason::Sleep) {}
 }
 
 /// State shared by a [`Timer`] or [`Ticker`] and its helper.

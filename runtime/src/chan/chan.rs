@@ -44,9 +44,8 @@ pub(crate) struct Op {
     /// Atomic: Release by the completer after it stored the result in
     /// `pending`; Acquire by the owner before reading it.
     pub(crate) done: AtomicBool,
-    /// Set before the op is shared: whom to wake (`None` only while the op
-    /// sits in the pool, so a pooled op keeps no goroutine alive).
-    pub(crate) waiter: Option<Waiter>,
+    /// Set before the op is shared: whom to wake.
+    pub(crate) waiter: Waiter,
 }
 
 fn next_op_id() -> u64 {
@@ -61,35 +60,45 @@ fn next_op_id() -> u64 {
 }
 
 impl Op {
-    /// A fresh op for the caller, from this thread's pool when it has one.
+    /// A fresh op for the caller, from this thread's pool when it has one
+    /// (preferably one that already names the caller as its waiter, which
+    /// saves making a new handle).
     pub(crate) fn new(selected: usize) -> Arc<Op> {
         let id = next_op_id();
-        let waiter = Some(Waiter::current());
-        let pooled = OP_POOL.with_borrow_mut(Vec::pop);
+        let pooled = OP_POOL.with_borrow_mut(|pool| {
+            let mine = pool.iter().position(|o| o.waiter.is_current());
+            match mine {
+                Some(i) => Some((pool.swap_remove(i), true)),
+                None => pool.pop().map(|o| (o, false)),
+            }
+        });
         match pooled {
-            Some(mut op) => {
+            Some((mut op, mine)) => {
                 // Only unique ops enter the pool, and nothing cloned it since.
                 let o = Arc::get_mut(&mut op).expect("pooled op is unique");
                 o.id = id;
                 *o.selected.get_mut() = selected;
                 *o.done.get_mut() = false;
-                o.waiter = waiter;
+                if !mine {
+                    o.waiter = Waiter::current();
+                }
                 op
             }
             None => Arc::new(Op {
                 id,
                 selected: AtomicUsize::new(selected),
                 done: AtomicBool::new(false),
-                waiter,
+                waiter: Waiter::current(),
             }),
         }
     }
 
     /// Returns a finished op to this thread's pool if no queue entry or
-    /// watcher still holds it (else it is simply dropped).
+    /// watcher still holds it (else it is simply dropped). The op keeps its
+    /// waiter (a goroutine handle: G structs are recycled by the scheduler,
+    /// so at most `OP_POOL_MAX` per thread are kept from reuse a while).
     pub(crate) fn recycle(mut op: Arc<Op>) {
-        if let Some(o) = Arc::get_mut(&mut op) {
-            o.waiter = None;
+        if Arc::get_mut(&mut op).is_some() {
             OP_POOL.with_borrow_mut(|p| {
                 if p.len() < OP_POOL_MAX {
                     p.push(op);
@@ -106,9 +115,7 @@ impl Op {
 
     pub(crate) fn finish(&self) {
         self.done.store(true, Ordering::Release); // pairs with Acquire in wait
-        if let Some(w) = &self.waiter {
-            w.wake_by_ref();
-        }
+        self.waiter.wake_by_ref();
     }
 
     pub(crate) fn is_done(&self) -> bool {
@@ -796,7 +803,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_recycled_op_is_reused_without_its_waiter() {
+    fn a_recycled_op_is_reused() {
         let op = Op::new(NONE);
         let addr = Arc::as_ptr(&op);
         let first = op.id;
@@ -805,7 +812,7 @@ mod tests {
         assert_eq!(Arc::as_ptr(&again), addr, "the pooled op is reused");
         assert_ne!(again.id, first, "a reused op gets a fresh id");
         assert_eq!(again.selected.load(Ordering::Relaxed), 3);
-        assert!(!again.is_done() && again.waiter.is_some());
+        assert!(!again.is_done());
         // A shared op is not pooled: the pool only takes unique ops.
         let shared = again.clone();
         Op::recycle(again);

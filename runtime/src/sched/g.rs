@@ -248,6 +248,13 @@ impl GHandle {
         // `commit`, so the new token sees the goroutine's saved state.
         (self.g.park.unpark(self.gen_) == Unpark::Readied).then(|| GRef(self.g.clone()))
     }
+
+    /// Whether this handle names the running goroutine (this G, this
+    /// generation): a waker that already holds one need not make another.
+    pub(crate) fn is_current(&self) -> bool {
+        std::ptr::eq(CURRENT_G.with(Cell::get), Arc::as_ptr(&self.g))
+            && generation(self.g.park.load()) == self.gen_
+    }
 }
 
 thread_local! {

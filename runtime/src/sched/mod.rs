@@ -59,6 +59,7 @@
 //!
 //! See docs/design/scheduler.md.
 
+pub(crate) mod clock;
 pub(crate) mod g;
 #[cfg(all(test, loom))]
 mod loom_pslot;
@@ -130,7 +131,7 @@ pub(crate) struct PShared {
     /// This P's timer heap (Go: `pp.timers`): goroutines on this P add
     /// their sleeps here; any M may fire or cancel them (a leaf lock).
     pub(crate) timers: Mutex<timer::Timers>,
-    /// Atomic: earliest deadline in this heap, ns since `Sched::epoch`,
+    /// Atomic: earliest deadline in this heap, in `clock::nanotime` ns,
     /// `u64::MAX` if none. Written under `timers`, read as a hint.
     pub(crate) timer_next: CachePadded<AtomicU64>,
     /// Atomic mirror of `P::schedtick` (Relaxed), for sysmon's hog check
@@ -490,8 +491,6 @@ pub(crate) struct Sched {
     pub(crate) shutdown: AtomicBool,
     pub(crate) allgs: std::sync::Mutex<Vec<Arc<G>>>,
     gfree: std::sync::Mutex<Vec<GRef>>,
-    /// Immutable after init: the origin of every `PShared::timer_next`.
-    epoch: std::time::Instant,
 }
 
 impl std::fmt::Debug for Sched {
@@ -516,6 +515,8 @@ enum Net {
 /// What `find_runnable` decided while holding the P.
 enum Step {
     Found(GRef, bool),
+    /// Timers are due on this P (its index) at this `nanotime`.
+    Timers(usize, u64),
     Retire,
     Idle,
 }
@@ -544,7 +545,6 @@ impl Sched {
             shutdown: AtomicBool::new(false),
             allgs: std::sync::Mutex::new(Vec::new()),
             gfree: std::sync::Mutex::new(Vec::new()),
-            epoch: std::time::Instant::now(),
         });
         {
             let mut l = sched.lock.lock();
@@ -1149,11 +1149,7 @@ impl Sched {
             .map(|p| p.timer_next.load(Ordering::SeqCst))
             .min()
             .unwrap_or(u64::MAX);
-        (n != u64::MAX).then(|| self.epoch + std::time::Duration::from_nanos(n))
-    }
-
-    fn now_nanos(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
+        (n != u64::MAX).then(|| clock::to_instant(n))
     }
 
     /// Is a timer due on any P? One load per P when there are no timers.
@@ -1161,21 +1157,19 @@ impl Sched {
         let mut now = None;
         self.all_ps().any(|p| {
             let n = p.timer_next.load(Ordering::Acquire);
-            n != u64::MAX && *now.get_or_insert_with(|| self.now_nanos()) >= n
+            n != u64::MAX && *now.get_or_insert_with(clock::nanotime) >= n
         })
     }
 
     fn publish_next(&self, p: &PShared, t: &timer::Timers) {
-        let n = t.next().map_or(u64::MAX, |d| {
-            d.saturating_duration_since(self.epoch).as_nanos() as u64
-        });
         // SeqCst: pairs with the poller's flag-then-read (`netpoll::poll_until`).
-        p.timer_next.store(n, Ordering::SeqCst);
+        p.timer_next
+            .store(t.next().unwrap_or(u64::MAX), Ordering::SeqCst);
     }
 
-    /// Registers a timer on `p`'s heap that wakes `w` at `when`; returns
-    /// its id on that heap.
-    pub(crate) fn add_timer(&self, p: &PShared, when: std::time::Instant, w: Waiter) -> u64 {
+    /// Registers a timer on `p`'s heap that wakes `w` at `when` (in
+    /// `clock::nanotime` ns); returns its id on that heap.
+    pub(crate) fn add_timer(&self, p: &PShared, when: u64, w: Waiter) -> u64 {
         let (id, earliest) = {
             let mut t = p.timers.lock();
             let r = t.add(when, w);
@@ -1205,22 +1199,32 @@ impl Sched {
     /// called inside `with_m` (waking readies onto this M's P).
     /// Reads the clock only if some P has a timer, so the schedule loop
     /// can call it every time (one load per P when there are none).
-    pub(crate) fn run_timers(self: &Arc<Sched>) {
-        let mut clock = None;
-        let mut due = Vec::new();
-        for p in self.all_ps() {
+    pub(crate) fn run_timers(self: &Arc<Sched>) -> usize {
+        self.run_timers_of(None, None)
+    }
+
+    /// Fires the due timers of P `only`, or of every P with `None` (Go:
+    /// `checkTimers` on the own P each round of `findRunnable`, other Ps'
+    /// only when about to go idle), as of `now` (read here if `None`).
+    /// Returns how many goroutines it woke.
+    fn run_timers_of(self: &Arc<Sched>, only: Option<usize>, mut now: Option<u64>) -> usize {
+        thread_local! {
+            /// Reused buffer of due waiters (no allocation per batch).
+            static DUE: std::cell::Cell<Vec<Waiter>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        let mut due = DUE.take();
+        let ps = self
+            .all_ps()
+            .enumerate()
+            .filter(|(i, _)| only.is_none_or(|o| o == *i))
+            .map(|(_, p)| p);
+        for p in ps {
             let n = p.timer_next.load(Ordering::Acquire);
             if n == u64::MAX {
                 continue;
             }
-            let (now, now_n) = *clock.get_or_insert_with(|| {
-                let now = std::time::Instant::now();
-                (
-                    now,
-                    now.saturating_duration_since(self.epoch).as_nanos() as u64,
-                )
-            });
-            if n > now_n {
+            let now = *now.get_or_insert_with(clock::nanotime);
+            if n > now {
                 continue;
             }
             let mut t = p.timers.lock();
@@ -1234,20 +1238,29 @@ impl Sched {
         // instead of the overflow of one P's local queue starving in the
         // global queue behind its refills (10,000 sleepers x 1 ms: p99
         // lateness 97-133 ms -> 34-39 ms; docs/design/timers.md).
-        if due.len() > TIMER_BATCH_LOCAL {
-            let n = due.len();
-            for w in due {
+        // The latest one goes to `runnext` and runs next, as each of Go's
+        // `goready`s does (the others it kicks on to the queue's tail):
+        // a timer that fires on time then wakes its goroutine on time.
+        let woken = due.len();
+        let last = due.pop();
+        if woken > TIMER_BATCH_LOCAL {
+            for w in due.drain(..) {
                 w.wake_global(self);
             }
             // Enough Ms to drain it.
-            for _ in 0..n.min(self.gomaxprocs.load(Ordering::Relaxed)) {
+            for _ in 0..woken.min(self.gomaxprocs.load(Ordering::Relaxed)) {
                 self.wakep();
             }
         } else {
-            for w in due {
+            for w in due.drain(..) {
                 w.wake_queued();
             }
         }
+        if let Some(w) = last {
+            w.wake();
+        }
+        DUE.set(due);
+        woken
     }
 
     /// Has any running P (or the global queue) work? Used by an M that just
@@ -1463,13 +1476,21 @@ impl Sched {
                 self.drop_spinning();
                 continue;
             }
-            self.run_timers();
             let mut became_spinning = false;
             let step = m::with_m(|m| {
                 let spinning = m.spinning;
                 let p = m.p().expect("gort: M without P in find_runnable");
                 if p.id >= self.gomaxprocs.load(Ordering::SeqCst) {
                     return Step::Retire;
+                }
+                // This P's due timers (one load when it has none; other
+                // Ps' are looked at before going idle, below).
+                let next = p.shared.timer_next.load(Ordering::Acquire);
+                if next != u64::MAX {
+                    let now = clock::nanotime();
+                    if next <= now {
+                        return Step::Timers(p.id, now);
+                    }
                 }
                 if p.schedtick % 61 == 0
                     && let Some(g) = self.global_one()
@@ -1532,7 +1553,14 @@ impl Sched {
                     self.drop_spinning();
                     self.wakep();
                 }
+                Step::Timers(id, now) => {
+                    self.run_timers_of(Some(id), Some(now));
+                }
                 Step::Idle => {
+                    // Timers due on other Ps (Go steals them in `stealWork`).
+                    if self.run_timers() > 0 {
+                        continue;
+                    }
                     // Go polls the network before giving up its P.
                     if crate::netpoll::has_waiters()
                         && crate::netpoll::poll(Some(std::time::Duration::ZERO)) > 0

@@ -31,6 +31,15 @@ impl Waiter {
         }
     }
 
+    /// Whether this waiter is the calling goroutine (always `false` for
+    /// plain threads: only goroutines reuse waiters).
+    pub(crate) fn is_current(&self) -> bool {
+        match self {
+            Waiter::Goroutine(h) => h.is_current(),
+            Waiter::Thread(_) => false,
+        }
+    }
+
     /// Wakes the waiter (at most one pending wake-up is remembered).
     pub(crate) fn wake(self) {
         self.wake_with(true);
@@ -178,36 +187,43 @@ pub(crate) fn park_current(why: WaitReason) {
 /// Like [`park_current`], but returns by `deadline` at the latest (a
 /// goroutine registers a runtime timer; a plain thread uses
 /// `park_timeout`). Spurious and early returns are possible: callers loop on
-/// their condition and on the clock.
-pub(crate) fn park_current_until(deadline: std::time::Instant, why: WaitReason) {
-    let now = std::time::Instant::now();
+/// their condition and on the clock. Returns whether the deadline passed.
+pub(crate) fn park_current_until(deadline: std::time::Instant, why: WaitReason) -> bool {
+    park_until_nanos(super::clock::to_nanos(deadline), why)
+}
+
+/// [`park_current_until`] with the deadline in `clock::nanotime` ns (what
+/// the timer heaps keep): `sleep` goes straight here, so one sleep reads
+/// the clock twice — before and after — and converts nothing.
+pub(crate) fn park_until_nanos(deadline: u64, why: WaitReason) -> bool {
+    let now = super::clock::nanotime();
     if now >= deadline {
-        return;
+        return true;
     }
     if !crate::coro::on_goroutine() {
-        std::thread::park_timeout(deadline - now);
-        return;
+        std::thread::park_timeout(std::time::Duration::from_nanos(deadline - now));
+        return super::clock::nanotime() >= deadline;
     }
-    let (sched, p) = m::with_m(|m| {
-        let p = match m.p() {
-            Some(p) => p.shared.clone(),
-            // No P (it was taken during a blocking call): any P's heap works.
-            None => m.sched.pshared(0).expect("P0").clone(),
-        };
-        (m.sched.clone(), p)
+    let waiter = Waiter::current();
+    // `with_m` holds off preemption: the timer lock is never held frozen.
+    let (pid, id) = m::with_m(|m| {
+        // No P (it was taken during a blocking call): any P's heap works.
+        let pid = m.p().map_or(0, |p| p.id);
+        let p = m.sched.pshared(pid).expect("P's shared half");
+        (pid, m.sched.add_timer(p, deadline, waiter))
     });
-    let id = {
-        let _np = preempt::NoPreempt::new();
-        sched.add_timer(&p, deadline, Waiter::current())
-    };
     park_current(why);
-    // Any M may run us now; the timer lives on the P's heap, not the M.
+    // Any M may run us now; the timer lives on that P's heap, not the M.
     // If the deadline passed the timer fired (or will, harmlessly: a
     // spurious wake-up), so the cancel and its lock are skipped.
-    if std::time::Instant::now() < deadline {
-        let _np = preempt::NoPreempt::new();
-        sched.cancel_timer(&p, id);
+    let passed = super::clock::nanotime() >= deadline;
+    if !passed {
+        m::with_m(|m| {
+            let p = m.sched.pshared(pid).expect("P's shared half");
+            m.sched.cancel_timer(p, id);
+        });
     }
+    passed
 }
 
 /// Makes a G runnable (Go: `goready`): into the current P's `runnext`

@@ -316,6 +316,14 @@ pub(crate) fn thread_cpu_ns(clk: libc::clockid_t) -> Option<u64> {
     if clk == -1 {
         return None;
     }
+    clock_ns(clk)
+}
+
+/// Clock `clk` in ns (one vDSO call for `CLOCK_MONOTONIC`; `clock::nanotime`
+/// reads it here, without the `nix` wrapper's checks), or `None` if `clk`
+/// cannot be read.
+#[inline]
+pub(crate) fn clock_ns(clk: libc::clockid_t) -> Option<u64> {
     // SAFETY: all-zero is a valid timespec to fill.
     let mut ts: libc::timespec = unsafe { MaybeUninit::zeroed().assume_init() };
     // SAFETY: valid out-pointer; an invalid clock id makes it fail (EINVAL).

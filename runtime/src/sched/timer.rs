@@ -26,14 +26,14 @@
 use super::park::Waiter;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
 
 /// The timer heap.
 ///
 /// Entries live in a slab (`slots`, reused through `free`); a timer's id is
 /// `generation << 32 | slot`, so cancelling and firing are an index and a
 /// generation compare — no hashing (a `HashMap` of live timers cost two
-/// SipHash operations per sleep). The heap holds `(deadline, id)`; an entry
+/// SipHash operations per sleep). The heap holds `(deadline, id)`, the
+/// deadline in `clock::nanotime` ns; an entry
 /// whose slot no longer carries that id was cancelled and is skipped when
 /// it surfaces.
 ///
@@ -41,7 +41,7 @@ use std::time::Instant;
 /// - all: Protected by: `PShared::timers` (a leaf lock).
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
@@ -59,7 +59,7 @@ fn slot_of(id: u64) -> usize {
 
 impl Timers {
     /// Adds a timer; returns its id and whether it is now the earliest.
-    pub(crate) fn add(&mut self, when: Instant, w: Waiter) -> (u64, bool) {
+    pub(crate) fn add(&mut self, when: u64, w: Waiter) -> (u64, bool) {
         let slot = match self.free.pop() {
             Some(i) => i as usize,
             None => {
@@ -103,12 +103,12 @@ impl Timers {
     }
 
     /// The earliest live deadline.
-    pub(crate) fn next(&self) -> Option<Instant> {
+    pub(crate) fn next(&self) -> Option<u64> {
         self.heap.peek().map(|Reverse((w, _))| *w)
     }
 
     /// Takes every timer due at `now`, earliest first.
-    pub(crate) fn take_due(&mut self, now: Instant, out: &mut Vec<Waiter>) {
+    pub(crate) fn take_due(&mut self, now: u64, out: &mut Vec<Waiter>) {
         while let Some(Reverse((when, id))) = self.heap.peek().copied() {
             if when > now {
                 break;
@@ -143,7 +143,8 @@ impl Timers {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    const MS: u64 = 1_000_000;
 
     fn w() -> Waiter {
         Waiter::Thread(std::thread::current())
@@ -151,41 +152,41 @@ mod tests {
 
     #[test]
     fn due_order_and_cancel() {
-        let t0 = Instant::now();
+        let t0 = 1_000 * MS;
         let mut t = Timers::default();
-        let (a, e1) = t.add(t0 + Duration::from_millis(30), w());
+        let (a, e1) = t.add(t0 + 30 * MS, w());
         assert!(e1);
-        let (_b, e2) = t.add(t0 + Duration::from_millis(10), w());
+        let (_b, e2) = t.add(t0 + 10 * MS, w());
         assert!(e2, "an earlier deadline becomes the earliest");
-        let (_c, e3) = t.add(t0 + Duration::from_millis(20), w());
+        let (_c, e3) = t.add(t0 + 20 * MS, w());
         assert!(!e3);
-        assert_eq!(t.next(), Some(t0 + Duration::from_millis(10)));
+        assert_eq!(t.next(), Some(t0 + 10 * MS));
         let mut out = Vec::new();
-        t.take_due(t0 + Duration::from_millis(25), &mut out);
+        t.take_due(t0 + 25 * MS, &mut out);
         assert_eq!(out.len(), 2);
         t.cancel(a);
         assert_eq!(t.len(), 0);
         assert_eq!(t.next(), None, "cancelled entries do not linger at the top");
-        t.take_due(t0 + Duration::from_secs(1), &mut out);
+        t.take_due(t0 + 1_000 * MS, &mut out);
         assert_eq!(out.len(), 2, "a cancelled timer never fires");
     }
 
     #[test]
     fn reused_slots_do_not_confuse_old_ids() {
-        let t0 = Instant::now();
+        let t0 = 1_000 * MS;
         let mut t = Timers::default();
-        let (a, _) = t.add(t0 + Duration::from_millis(5), w());
+        let (a, _) = t.add(t0 + 5 * MS, w());
         t.cancel(a);
         // The slot is reused by a new timer; cancelling the old id again
         // must not cancel the new one.
-        let (b, _) = t.add(t0 + Duration::from_millis(7), w());
+        let (b, _) = t.add(t0 + 7 * MS, w());
         assert_ne!(a, b);
         t.cancel(a);
         assert_eq!(t.len(), 1);
         let mut out = Vec::new();
-        t.take_due(t0 + Duration::from_millis(6), &mut out);
+        t.take_due(t0 + 6 * MS, &mut out);
         assert!(out.is_empty(), "the stale heap entry of `a` fired");
-        t.take_due(t0 + Duration::from_millis(8), &mut out);
+        t.take_due(t0 + 8 * MS, &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(t.len(), 0);
         assert_eq!(t.next(), None);
