@@ -6,6 +6,7 @@
 #   SUITE=all scripts/bench-vs-go.sh    # also issue 5's channel, mutex, timer pairs
 #                                       # and issue 4's preemption pairs
 #   SUITE=preempt scripts/bench-vs-go.sh  # only the preemption pairs
+#   SUITE=issue5 scripts/bench-vs-go.sh   # only issue 5's channel, mutex, timer pairs
 #   STEAL_ITERS=644 scripts/bench-vs-go.sh   # fix the steal task size
 #                                            # (default: Go's calibration, once)
 #   scripts/bench-vs-go.sh --dry-run    # print the commands, run nothing
@@ -83,9 +84,8 @@ pairs=(
   "parkmem-1e5|S --case parkmem --n 100000|GOMAXPROCS=2 G/parkmem -n 100000"
   "parkmem-1e6|S --case parkmem --n 1000000|GOMAXPROCS=2 G/parkmem -n 1000000"
 )
-# SUITE=all adds issue 5's channel, mutex and timer pairs.
-if [ "${SUITE:-issue2}" = all ]; then
-  pairs+=(
+# SUITE=all adds issue 5's channel, mutex and timer pairs (SUITE=issue5: only them).
+issue5_pairs=(
     "chan-pingpong-p1|S --case chan_pingpong --procs 1 --n 1000000 --reps 5|GOMAXPROCS=1 G/pingpong -mode chan -n 1000000 -reps 5"
     "chan-pingpong-p2|S --case chan_pingpong --procs 2 --n 1000000 --reps 5|GOMAXPROCS=2 G/pingpong -mode chan -n 1000000 -reps 5"
     "chan-p1|S --case chan --procs 1 --msgs 2000000 --reps 3|GOMAXPROCS=1 G/chan -msgs 2000000 -reps 3 -pc 1x1,4x4 -caps 1024,0"
@@ -94,7 +94,11 @@ if [ "${SUITE:-issue2}" = all ]; then
     "mutex-1|S --case mutex --g 1 --ops 10000000 --reps 5|GOMAXPROCS=2 G/mutex -g 1 -ops 10000000 -reps 5"
     "timers-10k|S --case timers --g 10000 --dur-ms 2000 --period-us 1000|GOMAXPROCS=2 G/timers -g 10000 -dur 2s -period 1ms"
     "timers-1|S --case timers --g 1 --dur-ms 2000 --period-us 1000|GOMAXPROCS=2 G/timers -g 1 -dur 2s -period 1ms"
-  )
+)
+if [ "${SUITE:-issue2}" = all ]; then
+  pairs+=("${issue5_pairs[@]}")
+elif [ "${SUITE:-issue2}" = issue5 ]; then
+  pairs=("${issue5_pairs[@]}")
 fi
 
 # Issue 4: lateness of a 1 ms sleeper beside 2 call-free spinners on 2 Ps,
