@@ -2,7 +2,8 @@
 //! young in a ring of 64) and of the Rust anchor `floor_alloc`.
 //!
 //! `cargo bench -p gort-alloc --bench alloc [-- n=10m reps=5 only=gc sizes=64,65536 goals=4,128]`
-//! (`goals`: the `gc` mode's cycle lengths in MiB)
+//! (`goals`: the `gc` mode's cycle lengths in MiB; `cycle`: the `gc2` mode's
+//! allocation per thread between stops, MiB, default 8)
 //!
 //! Modes, each printing `RESULT <metric> <value> <unit>`:
 //!
@@ -225,31 +226,36 @@ fn thread_cpu() -> f64 {
 }
 
 fn bench_gc2(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
-    // Per thread, 8 MiB of allocation between stop-the-world cycles, on a
+    // Per thread, 8 MiB (`cycle=` MiB) of allocation between stop-the-world cycles, on a
     // warm heap (memory already faulted in), so the figure is the
     // allocator's scaling, not the kernel's page-fault scaling.
-    const PER_THREAD: usize = 8 << 20;
+    let per_thread = (arg("cycle", 8) as usize) << 20;
     for &size in sizes {
         let n = (n_max.min(budget / size as u64)) as usize / 2;
         let heap = Heap::new();
+        let own_heaps = [Heap::new(), Heap::new()];
         let barrier = Barrier::new(2);
         let one = |n: usize| {
-            let mut l = GcLoop::new(&heap, PER_THREAD);
+            let mut l = GcLoop::new(&heap, per_thread);
             let t = Instant::now();
             let c = thread_cpu();
             l.run(n, size, true, false);
             (t.elapsed().as_secs_f64(), thread_cpu() - c)
         };
-        let two = |n: usize| {
+        // `own`: each thread gets a heap of its own (same stops, no shared
+        // allocator state): the machine's own two-thread floor (shared
+        // caches, memory bandwidth, the other load).
+        let two = |n: usize, own: bool| {
             let t = Instant::now();
             let cpu: f64 = std::thread::scope(|s| {
                 let hs: Vec<_> = (0..2)
-                    .map(|_| {
-                        let (heap, barrier) = (&heap, &barrier);
+                    .map(|i| {
+                        let barrier = &barrier;
+                        let heap = if own { &own_heaps[i] } else { &heap };
                         s.spawn(move || {
                             let c = thread_cpu();
                             let mut l = GcLoop::new(heap, usize::MAX);
-                            let per_cycle = (PER_THREAD / slot_size(size)).max(1);
+                            let per_cycle = (per_thread / slot_size(size)).max(1);
                             let mut left = n;
                             while left > 0 {
                                 let k = left.min(per_cycle);
@@ -258,18 +264,19 @@ fn bench_gc2(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
                                 // Stop the world: one thread finishes sweeping,
                                 // both mark their roots and flush, one starts
                                 // the sweep cycle.
-                                if barrier.wait().is_leader() {
+                                if barrier.wait().is_leader() || own {
                                     heap.sweep_all();
                                 }
                                 barrier.wait();
                                 l.mark_roots();
                                 l.c.flush();
-                                if barrier.wait().is_leader() {
+                                if barrier.wait().is_leader() || own {
                                     heap.begin_sweep_cycle();
                                 }
                                 barrier.wait();
                                 l.c.prepare_for_sweep();
                             }
+                            drop(l);
                             thread_cpu() - c
                         })
                     })
@@ -279,14 +286,19 @@ fn bench_gc2(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
             (t.elapsed().as_secs_f64(), cpu)
         };
         one(n / 4);
-        two(n / 4);
+        two(n / 4, false);
+        two(n / 4, true);
         // Wall-clock scaling needs both cores free; the CPU-time figures
         // (per-allocation CPU cost, 1 vs 2 threads) do not.
         let (mut r, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
         let (mut ca, mut cb, mut cr) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut co, mut ro) = (Vec::new(), Vec::new());
         for _ in 0..reps {
             let (t1, c1) = one(n);
-            let (t2, c2) = two(n);
+            let (t2, c2) = two(n, false);
+            let (_, c3) = two(n, true);
+            co.push(c3 * 1e9 / (2 * n) as f64);
+            ro.push(2.0 * c1 / c3);
             a.push(t1 * 1e9 / n as f64);
             b.push(t2 * 1e9 / (2 * n) as f64);
             r.push(2.0 * t1 / t2);
@@ -294,7 +306,17 @@ fn bench_gc2(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
             cb.push(c2 * 1e9 / (2 * n) as f64);
             cr.push(2.0 * c1 / c2);
         }
-        println!("# gc2 size={size}: CPU ns/alloc 1 thread {ca:.2?}, 2 threads {cb:.2?}");
+        println!(
+            "# gc2 size={size}: CPU ns/alloc 1 thread {ca:.2?}, 2 threads {cb:.2?}, 2 threads with a heap each {co:.2?}"
+        );
+        println!(
+            "RESULT gort.alloc_cpu_ns_2threads_own_heaps[size={size}] {:.3} ns",
+            median(&mut co)
+        );
+        println!(
+            "RESULT gort.alloc_2thread_cpu_scaling_own_heaps[size={size}] {:.3} ratio",
+            median(&mut ro)
+        );
         println!(
             "RESULT gort.alloc_cpu_ns_1thread[size={size}] {:.3} ns",
             median(&mut ca)
@@ -311,11 +333,13 @@ fn bench_gc2(sizes: &[usize], n_max: u64, budget: u64, reps: usize) {
             "# gc2 size={size} n={n}/thread: 1-thread ns/alloc {a:.2?}, 2-thread ns/alloc (aggregate) {b:.2?}"
         );
         println!(
-            "RESULT gort.alloc_ns_1thread[size={size},cycle=8MiB/thread] {:.3} ns",
+            "RESULT gort.alloc_ns_1thread[size={size},cycle={}MiB/thread] {:.3} ns",
+            per_thread >> 20,
             median(&mut a)
         );
         println!(
-            "RESULT gort.alloc_ns_2threads_aggregate[size={size},cycle=8MiB/thread] {:.3} ns",
+            "RESULT gort.alloc_ns_2threads_aggregate[size={size},cycle={}MiB/thread] {:.3} ns",
+            per_thread >> 20,
             median(&mut b)
         );
         println!(
