@@ -58,6 +58,9 @@ pub struct MCache<'h> {
     /// used, not yet attached (span class index, span). Cached, untouched;
     /// returned at `flush`. Owner: this MCache.
     spare: Vec<(usize, SpanRef<'h>)>,
+    /// Reused buffer for `MCentral::cache_spans` (no allocation per
+    /// refill). Empty between refills. Owner: this MCache.
+    got: Vec<SpanRef<'h>>,
 }
 
 /// Spans an MCache takes from an MCentral per refill of a small size
@@ -65,9 +68,16 @@ pub struct MCache<'h> {
 /// cost with lock-free span sets).
 const REFILL_BATCH: usize = 4;
 
+/// Classes with few objects per span take more spans per refill, up to
+/// [`REFILL_MAX`], so that one lock acquisition serves at least this many
+/// objects (the 4 KiB class has 2 per span: a lock every 8 objects with
+/// [`REFILL_BATCH`] alone).
+const REFILL_OBJECTS: usize = 32;
+const REFILL_MAX: usize = 16;
+
 /// Detached spans an MCache returns to the MCentrals at a time: batching
 /// cuts the MCentral lock traffic when several Ps allocate from one class.
-const PENDING_MAX: usize = 8;
+const PENDING_MAX: usize = 16;
 
 impl<'h> MCache<'h> {
     pub(crate) fn new(heap: &'h Heap) -> MCache<'h> {
@@ -77,6 +87,7 @@ impl<'h> MCache<'h> {
             flush_gen: heap.sweepgen(),
             pending: Vec::with_capacity(PENDING_MAX),
             spare: Vec::new(),
+            got: Vec::new(),
         }
     }
 
@@ -242,15 +253,20 @@ impl<'h> MCache<'h> {
         let s = match self.spare.iter().rposition(|x| x.0 == i) {
             Some(k) => self.spare.swap_remove(k).1,
             None => {
-                let want = if spc.size_class().is_large() {
+                let class = spc.size_class();
+                let want = if class.is_large() {
                     1
                 } else {
-                    REFILL_BATCH
+                    REFILL_OBJECTS
+                        .div_ceil(class.objects_per_span())
+                        .clamp(REFILL_BATCH, REFILL_MAX)
                 };
-                let mut got = Vec::with_capacity(want);
-                central.cache_spans(heap, want, &mut got)?;
-                let s = got.pop().expect("cache_spans yields at least one span");
-                self.spare.extend(got.into_iter().map(|x| (i, x)));
+                central.cache_spans(heap, want, &mut self.got)?;
+                let s = self
+                    .got
+                    .pop()
+                    .expect("cache_spans yields at least one span");
+                self.spare.extend(self.got.drain(..).map(|x| (i, x)));
                 s
             }
         };
