@@ -52,7 +52,7 @@ use crate::mheap::Heap;
 use crate::span::{NO_LIST, SpanPtr, SpanRef};
 use crate::stats::add;
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const PARTIAL: u8 = 0;
 const FULL: u8 = 2;
@@ -113,24 +113,40 @@ impl Lists {
 }
 
 /// The central free lists of one span class.
+///
+/// Aligned to 128 bytes (two cache lines, the adjacent-line prefetch unit,
+/// as Go pads `mcentral`): Ps refilling different classes do not share a
+/// line. The class's object counters sit in the same lines as its lock, so
+/// counting a refill touches no line that the lock did not already bring
+/// in (they were one shared array before, a line bounced per refill).
 #[derive(Debug)]
+#[repr(C, align(128))]
 pub(crate) struct MCentral {
-    /// Immutable.
-    spc: SpanClass,
+    /// Objects of this span class counted as allocated (stats module).
+    /// Atomic (Relaxed): added under this lock except for fresh spans.
+    pub(crate) mallocs: AtomicU64,
+    /// Objects of this span class freed (sweep, explicit free). Atomic
+    /// (Relaxed): added under this lock.
+    pub(crate) frees: AtomicU64,
     /// The four span lists. Protected by: this lock.
     pub(crate) lists: Mutex<Lists>,
+    /// Immutable.
+    spc: SpanClass,
 }
 
 impl MCentral {
     pub(crate) fn new(spc: SpanClass) -> MCentral {
         MCentral {
-            spc,
+            mallocs: AtomicU64::new(0),
+            frees: AtomicU64::new(0),
             lists: Mutex::new(Lists::default()),
+            spc,
         }
     }
 
-    fn class_index(&self) -> usize {
-        self.spc.size_class().0 as usize
+    /// The span class whose spans this MCentral lists.
+    pub(crate) fn span_class(&self) -> SpanClass {
+        self.spc
     }
 
     /// Files a swept span by fullness.
@@ -150,7 +166,7 @@ impl MCentral {
     fn sweep_locked(&self, heap: &Heap, s: SpanRef<'_>, sg: u32, preserve: bool) -> (usize, bool) {
         let (before, after) = s.sweep_bits();
         let freed = before - after;
-        add(&heap.counters.frees[self.class_index()], freed as u64);
+        add(&self.frees, freed as u64);
         let bytes = freed * s.elemsize();
         let large = self.spc.size_class().is_large();
         if large && freed > 0 {
@@ -166,15 +182,12 @@ impl MCentral {
     }
 
     /// Marks `s` cached and counts its free slots as allocated.
-    fn take<'h>(&self, heap: &Heap, s: SpanRef<'h>, sg: u32) -> SpanRef<'h> {
+    fn take<'h>(&self, s: SpanRef<'h>, sg: u32) -> SpanRef<'h> {
         // Release: pairs with the Acquire in `SpanRef::sweepgen`.
         s.span()
             .sweepgen
             .store(sg.wrapping_add(3), Ordering::Release);
-        add(
-            &heap.counters.mallocs[self.class_index()],
-            (s.nelems() - s.alloc_count()) as u64,
-        );
+        add(&self.mallocs, (s.nelems() - s.alloc_count()) as u64);
         s
     }
 
@@ -205,10 +218,7 @@ impl MCentral {
         let class = self.spc.size_class();
         let sg = heap.sweepgen();
         let s = heap.alloc_span(class.npages(), self.spc, 1, sg.wrapping_add(3))?;
-        add(
-            &heap.counters.mallocs[self.class_index()],
-            s.nelems() as u64,
-        );
+        add(&self.mallocs, s.nelems() as u64);
         out.push(s);
         Ok(())
     }
@@ -218,10 +228,10 @@ impl MCentral {
     fn find_locked<'h>(&self, l: &mut Lists, heap: &'h Heap, sg: u32) -> Option<SpanRef<'h>> {
         let sw = swept(sg);
         if let Some(s) = l.pop(heap, PARTIAL + sw) {
-            return Some(self.take(heap, s, sg));
+            return Some(self.take(s, sg));
         }
         if let Some(p) = l.reserve.take() {
-            return Some(self.take(heap, heap.spans.resolve(p), sg));
+            return Some(self.take(heap.spans.resolve(p), sg));
         }
         if let Some(s) = self.sweep_until_free(l, heap, sg, PARTIAL + (1 - sw), usize::MAX) {
             return Some(s);
@@ -249,7 +259,7 @@ impl MCentral {
                 .store(sg.wrapping_sub(1), Ordering::Release);
             if self.sweep_locked(heap, s, sg, true).1 {
                 if s.alloc_count() < s.nelems() {
-                    return Some(self.take(heap, s, sg));
+                    return Some(self.take(s, sg));
                 }
                 self.place(l, heap, s, sg);
             }
@@ -279,10 +289,7 @@ impl MCentral {
 
     fn uncache_locked(&self, l: &mut Lists, heap: &Heap, s: SpanRef<'_>, ac: usize) {
         let sg = heap.sweepgen();
-        crate::stats::sub(
-            &heap.counters.mallocs[self.class_index()],
-            (s.nelems() - ac) as u64,
-        );
+        crate::stats::sub(&self.mallocs, (s.nelems() - ac) as u64);
         s.apply_freed();
         if s.sweepgen() == sg.wrapping_add(1) {
             // Cached before this cycle began: its marks are this cycle's.
@@ -367,7 +374,7 @@ impl MCentral {
         }
         let s = heap.alloc_span(npages, self.spc, align_pages, sg)?;
         l.push(heap, s, FULL + swept(sg));
-        add(&heap.counters.mallocs[0], 1);
+        add(&self.mallocs, 1);
         add(
             &heap.counters.large_alloc_bytes,
             (s.npages() * PAGE_SIZE) as u64,
@@ -439,13 +446,12 @@ impl MCentral {
         }
         let sg = heap.sweepgen();
         let ssg = s.sweepgen();
-        let c = self.class_index();
         if self.spc.size_class().is_large() {
             if !s.is_allocated(0) {
                 return Err(FreeError::NotAllocated(addr));
             }
             l.remove(heap, s);
-            add(&heap.counters.frees[0], 1);
+            add(&self.frees, 1);
             add(
                 &heap.counters.large_free_bytes,
                 (s.npages() * PAGE_SIZE) as u64,
@@ -457,13 +463,13 @@ impl MCentral {
             if !s.free_cached(i) {
                 return Err(FreeError::NotAllocated(addr));
             }
-            add(&heap.counters.frees[c], 1);
+            add(&self.frees, 1);
             return Ok(());
         }
         if !s.free_uncached(i) {
             return Err(FreeError::NotAllocated(addr));
         }
-        add(&heap.counters.frees[c], 1);
+        add(&self.frees, 1);
         if ssg == sg {
             // Relaxed: protected by this lock.
             let was_full = s.span().list.load(Ordering::Relaxed) == FULL + swept(sg);

@@ -38,7 +38,7 @@ use crate::mcache::MCache;
 use crate::mcentral::MCentral;
 use crate::pagealloc::PageBits;
 use crate::span::SpanRef;
-use crate::stats::{Counters, MemStats, add, sub};
+use crate::stats::{Counters, MemStats, add, get, sub};
 use crate::sys;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -481,7 +481,14 @@ impl Heap {
     /// A snapshot of the statistics (exact when no MCache is allocating).
     pub fn stats(&self) -> MemStats {
         let arenas = self.inner.lock().unwrap().arenas.len();
+        let mut counts: crate::stats::ClassCounts = [(0, 0); crate::sizeclass::NUM_SIZE_CLASSES];
+        for c in &self.central {
+            let e = &mut counts[c.span_class().size_class().0 as usize];
+            e.0 += get(&c.mallocs);
+            e.1 += get(&c.frees);
+        }
         self.counters.snapshot(
+            &counts,
             self.spans.metadata_bytes() as u64,
             self.index.metadata_bytes(arenas) as u64,
         )

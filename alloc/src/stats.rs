@@ -3,7 +3,10 @@
 //!
 //! # Counting (Go's `mcache.refill` / `releaseAll` scheme)
 //!
-//! The allocation fast path touches no shared counter. When an MCache takes
+//! The allocation fast path touches no shared counter. The per-class
+//! object counters are kept per span class in its MCentral, beside the
+//! lock under which they change, and summed when read (as Go sums its
+//! per-P `heapStats` deltas). When an MCache takes
 //! a span it counts **every free slot** of it as allocated
 //! (`mallocs[c] += nelems - alloc_count`); when it lets go it takes back the
 //! slots it did not hand out. Explicit frees and sweeps add to `frees[c]`.
@@ -82,13 +85,14 @@ pub struct MemStats {
     pub by_size: Vec<SizeClassStats>,
 }
 
-/// The shared counters.
+/// Per-size-class object counts, summed over the two span classes
+/// (scan, noscan) whose MCentrals keep them: `(mallocs, frees)`.
+pub(crate) type ClassCounts = [(u64, u64); NUM_SIZE_CLASSES];
+
+/// The shared counters. The per-class object counters live in the
+/// MCentrals (next to their locks) and are summed on read.
 #[derive(Debug)]
 pub(crate) struct Counters {
-    /// Atomic (Relaxed): added at MCache refill/release and large alloc.
-    pub(crate) mallocs: [AtomicU64; NUM_SIZE_CLASSES],
-    /// Atomic (Relaxed): added by sweep and explicit free.
-    pub(crate) frees: [AtomicU64; NUM_SIZE_CLASSES],
     /// Atomic (Relaxed): bytes of large objects allocated / freed.
     pub(crate) large_alloc_bytes: AtomicU64,
     pub(crate) large_free_bytes: AtomicU64,
@@ -102,8 +106,6 @@ pub(crate) struct Counters {
 impl Default for Counters {
     fn default() -> Self {
         Counters {
-            mallocs: std::array::from_fn(|_| AtomicU64::new(0)),
-            frees: std::array::from_fn(|_| AtomicU64::new(0)),
             large_alloc_bytes: AtomicU64::new(0),
             large_free_bytes: AtomicU64::new(0),
             pages_sys: AtomicU64::new(0),
@@ -129,30 +131,32 @@ pub(crate) fn sub(c: &AtomicU64, v: u64) {
 }
 
 #[inline]
-fn get(c: &AtomicU64) -> u64 {
+pub(crate) fn get(c: &AtomicU64) -> u64 {
     // Relaxed: as in `add`.
     c.load(Ordering::Relaxed)
 }
 
 impl Counters {
     /// Bytes of live objects (E2).
-    pub(crate) fn heap_alloc(&self) -> u64 {
+    fn heap_alloc(&self, counts: &ClassCounts) -> u64 {
         let small: u64 = (1..NUM_SIZE_CLASSES)
-            .map(|c| {
-                get(&self.mallocs[c]).wrapping_sub(get(&self.frees[c]))
-                    * SizeClass(c as u8).size() as u64
-            })
+            .map(|c| counts[c].0.wrapping_sub(counts[c].1) * SizeClass(c as u8).size() as u64)
             .sum();
         small + get(&self.large_alloc_bytes) - get(&self.large_free_bytes)
     }
 
-    /// Snapshot (metadata sizes supplied by the heap).
-    pub(crate) fn snapshot(&self, mspan_sys: u64, other_sys: u64) -> MemStats {
+    /// Snapshot (per-class counts and metadata sizes supplied by the heap).
+    pub(crate) fn snapshot(
+        &self,
+        counts: &ClassCounts,
+        mspan_sys: u64,
+        other_sys: u64,
+    ) -> MemStats {
         let by_size: Vec<SizeClassStats> = (0..NUM_SIZE_CLASSES)
             .map(|c| SizeClassStats {
                 size: SizeClass(c as u8).size() as u64,
-                mallocs: get(&self.mallocs[c]),
-                frees: get(&self.frees[c]),
+                mallocs: counts[c].0,
+                frees: counts[c].1,
             })
             .collect();
         let mallocs: u64 = by_size.iter().map(|s| s.mallocs).sum();
@@ -163,7 +167,7 @@ impl Counters {
         let heap_sys = get(&self.pages_sys) * page;
         MemStats {
             sys: heap_sys + mspan_sys + other_sys,
-            heap_alloc: self.heap_alloc(),
+            heap_alloc: self.heap_alloc(counts),
             total_alloc,
             heap_sys,
             heap_idle: get(&self.pages_idle) * page,
