@@ -516,3 +516,53 @@ fn barrier_three_generations() {
         }
     });
 }
+
+/// Mutual exclusion through starvation-mode hand-offs: goroutines at
+/// GOMAXPROCS 8 on 2 cores and two plain threads hammer one mutex, some
+/// critical sections longer than the 1 ms starvation threshold, so the
+/// mutex keeps entering and leaving starvation mode while lockers barge.
+/// `inside` catches two holders at once; the count catches a lost update.
+#[test]
+fn mutex_exclusion_across_starvation_hand_offs() {
+    watchdog("mutex_exclusion_across_starvation_hand_offs", 60, || {
+        let mut rng = Rng(seed());
+        let long_every = 50 + rng.below(50);
+        let m = Arc::new(Mutex::new(0u64));
+        let inside = Arc::new(AtomicBool::new(false));
+        let starved = Arc::new(AtomicBool::new(false));
+        let section = {
+            let (m, inside, starved) = (m.clone(), inside.clone(), starved.clone());
+            move |i: u64| {
+                let mut g = m.lock();
+                assert!(!inside.swap(true, Ordering::AcqRel), "two holders");
+                *g += 1;
+                if i % long_every == 0 {
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_micros(1500) {
+                        std::hint::spin_loop();
+                    }
+                }
+                if m.is_starving() {
+                    starved.store(true, Ordering::Relaxed);
+                }
+                inside.store(false, Ordering::Release);
+            }
+        };
+        const PER: u64 = 2_000;
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let s = section.clone();
+                std::thread::spawn(move || (0..PER).for_each(&s))
+            })
+            .collect();
+        rt(8).run({
+            let s = section.clone();
+            move || fan_out(8, move |_| (0..PER).for_each(&s))
+        });
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*m.lock(), 10 * PER);
+        eprintln!("starvation mode seen: {}", starved.load(Ordering::Relaxed));
+    });
+}
