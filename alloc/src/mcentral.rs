@@ -16,8 +16,8 @@
 //!
 //! # Algorithms
 //!
-//! `cache_spans` (an MCache needs a span with a free slot; it asks for up
-//! to 4 at once so one lock acquisition serves several refills, and gives
+//! `cache_spans` (an MCache needs a span with a free slot; it asks for
+//! 4–16 at once so one lock acquisition serves several refills, and gives
 //! full spans back in batches through `uncache_spans`). Per span:
 //! 1. pop `partial[swept]` (or take the class's empty reserve span);
 //! 2. else pop `partial[unswept]`, sweep it, use it if it kept a free slot;
@@ -32,6 +32,10 @@
 //! `uncache_span`: apply explicit frees made while cached; a span cached
 //! before the cycle began (`sg + 1`) is swept now; then it is filed as full
 //! or partial, or its pages go back to the heap if it is empty.
+//!
+//! `alloc_large` (a large object): reclaim first, as Go's `mheap.reclaim`
+//! — sweep unswept large spans, newest first, until enough pages are free
+//! — then take a span from the page heap and file it as full.
 //!
 //! Lists are vectors of span pointers; each span stores its list and
 //! position, so removal from the middle (explicit free of an object of a
