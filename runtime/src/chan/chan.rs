@@ -162,7 +162,8 @@ pub(crate) enum Pending<T> {
     /// Send failed (all receivers gone); a plain sender gets its value back.
     SendFailed(Option<T>),
     /// A select send won a claimed receiver that now waits for the value.
-    SendTo(Entry<T>),
+    /// (Boxed: rare, and it would double the size of every result.)
+    SendTo(Box<Entry<T>>),
     /// A select send won a reserved buffer slot (`State::reserved`).
     SendBuffer,
 }
@@ -208,16 +209,19 @@ impl<T> State<T> {
         self.senders == 0 && !self.never
     }
 
+    #[inline]
     pub(crate) fn take_pending(&mut self, id: u64) -> Option<Pending<T>> {
         let i = self.pending.iter().position(|(k, _)| *k == id)?;
         Some(self.pending.swap_remove(i).1)
     }
 
+    #[inline]
     pub(crate) fn complete(&mut self, e: Entry<T>, p: Pending<T>) {
         self.pending.push((e.op.id, p));
         e.op.finish();
     }
 
+    #[inline]
     pub(crate) fn notify(&mut self) {
         if self.watchers.is_empty() {
             return;
@@ -237,6 +241,7 @@ impl<T> State<T> {
 
     /// Pops the first live entry of `q` not belonging to `me`, claiming its
     /// op; drops stale entries (ops fired elsewhere) on the way.
+    #[inline]
     pub(crate) fn claim(q: &mut VecDeque<Entry<T>>, me: Option<&Arc<Op>>) -> Option<Entry<T>> {
         let mut i = 0;
         while i < q.len() {
@@ -338,7 +343,7 @@ impl<T> State<T> {
     /// Pairs receiver `me` (its op already claimed) with a select sender
     /// that has no value yet: the sender learns of `me` through `SendTo`.
     pub(crate) fn pair(&mut self, sender: Entry<T>, me: Entry<T>) {
-        self.complete(sender, Pending::SendTo(me));
+        self.complete(sender, Pending::SendTo(Box::new(me)));
     }
 
     pub(crate) fn remove_op(&mut self, op: &Arc<Op>) {

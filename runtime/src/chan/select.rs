@@ -56,7 +56,7 @@ impl<T> Case for SendCase<'_, T> {
             let p = if st.receivers == 0 {
                 Pending::SendFailed(None)
             } else if let Some(r) = State::claim(&mut st.recvq, Some(op)) {
-                Pending::SendTo(r)
+                Pending::SendTo(Box::new(r))
             } else if st.buf.len() + st.reserved < self.0.cap {
                 st.reserved += 1;
                 Pending::SendBuffer
@@ -459,7 +459,7 @@ impl SelectedOperation<'_> {
         let mut st = s.chan.state.lock();
         match st.take_pending(self.op.id) {
             Some(Pending::SendTo(r)) => {
-                st.complete(r, Pending::Recv(Some(msg)));
+                st.complete(*r, Pending::Recv(Some(msg)));
                 Ok(())
             }
             Some(Pending::SendBuffer) => {

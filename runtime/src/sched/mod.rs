@@ -818,6 +818,21 @@ impl Sched {
         // StoreLoad: the queue push before this fence is visible to an M
         // that goes idle after our loads below (see the module docs).
         fence(Ordering::SeqCst);
+        self.wakep_after_seqcst_put();
+    }
+
+    /// [`Sched::wakep`] without its fence, for a caller whose work went in
+    /// with a SeqCst read-modify-write (`runnext`'s swap: every `goready`
+    /// and `go`). That RMW precedes our SeqCst loads below in the single
+    /// total order S; if they find no idle P / a spinner, the idle side's
+    /// later SeqCst RMW of `npidle` / `nmspinning` and its SeqCst fence
+    /// follow them in S, so its re-check after the fence sees the G in
+    /// `runnext` (C++20 [atomics.order]: a SeqCst modification before a
+    /// SeqCst fence in S is visible to reads after the fence). The fence
+    /// (an `mfence`, ~10 ns) was ~3 % of a channel ping-pong round trip.
+    /// Loom models SeqCst accesses as AcqRel, so `loom_wakeup` checks the
+    /// fenced form only.
+    pub(crate) fn wakep_after_seqcst_put(self: &Arc<Sched>) {
         if self.npidle.load(Ordering::SeqCst) == 0 || self.stw.load(Ordering::SeqCst) {
             return;
         }

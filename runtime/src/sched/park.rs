@@ -238,7 +238,12 @@ fn ready_with(g: GRef, next: bool) {
                 p.runqput(g, next, &sched.injector);
                 // `wakep` never re-enters `with_m`, so it may run inside it
                 // (and we avoid bumping the shared `Arc<Sched>` count).
-                sched.wakep();
+                if next {
+                    // Into `runnext` by a SeqCst swap: no fence needed.
+                    sched.wakep_after_seqcst_put();
+                } else {
+                    sched.wakep();
+                }
             }
             (None, sched) => sched.inject(g),
         }
@@ -264,7 +269,8 @@ pub(crate) fn spawn_task(task: crate::task::RunRef, sched_hint: Option<&Arc<Sche
         let p = m.p()?;
         let (g, goid) = sched.new_goroutine(Some(&mut *p), entry.take().expect("entry"));
         p.runqput(g, true, &sched.injector);
-        sched.wakep();
+        // Into `runnext` by a SeqCst swap: no fence needed.
+        sched.wakep_after_seqcst_put();
         Some(goid)
     })
     .flatten();

@@ -37,8 +37,10 @@ impl RunNext {
     fn swap(&self, g: Option<GRef>) -> Option<GRef> {
         let new = g.map_or(std::ptr::null_mut(), |g| g.into_raw().cast_mut());
         // AcqRel: Release publishes the G we store; Acquire pairs with the
-        // Release of whoever stored the G we take.
-        let old = self.0.swap(new, Ordering::AcqRel);
+        // Release of whoever stored the G we take. SeqCst on top: the put is
+        // then in the total order `Sched::wakep_after_seqcst_put` relies on
+        // (free on x86, where any swap is a locked `xchg`).
+        let old = self.0.swap(new, Ordering::SeqCst);
         if old.is_null() {
             None
         } else {
