@@ -187,3 +187,48 @@ fn after_and_tick_channels() {
         });
     });
 }
+
+/// Timed waits never end early, however they interleave: goroutines mix
+/// sleeps and `recv_timeout`s of random lengths (some cut short by a
+/// message, so timers are cancelled and fire late, stale) at GOMAXPROCS 8.
+/// A timed park trusts "my timer fired" only for its exact deadline; a
+/// stale firing of an earlier, shorter deadline must not end a later wait.
+#[test]
+fn timed_waits_never_end_early_under_churn() {
+    watchdog("timed_waits_never_end_early_under_churn", 60, || {
+        let seed = common::seed();
+        rt(8).run(move || {
+            let (tx, rx) = gort::chan::bounded::<u32>(0);
+            let hs: Vec<_> = (0..64u64)
+                .map(|i| {
+                    let (tx, rx) = (tx.clone(), rx.clone());
+                    gort::go(move || {
+                        let mut rng = common::Rng(seed ^ (i + 1).wrapping_mul(0x9e37_79b9));
+                        for _ in 0..40 {
+                            let d = Duration::from_micros(rng.below(3000));
+                            let t = Instant::now();
+                            match rng.below(3) {
+                                0 => {
+                                    gort::time::sleep(d);
+                                    assert!(t.elapsed() >= d, "sleep({d:?}) ended early");
+                                }
+                                1 => {
+                                    if rx.recv_timeout(d).is_err() {
+                                        assert!(t.elapsed() >= d, "recv_timeout({d:?}) early");
+                                    }
+                                }
+                                _ => {
+                                    // Cut someone's wait short.
+                                    let _ = tx.send_timeout(1, d);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+        });
+    });
+}

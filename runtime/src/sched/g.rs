@@ -80,6 +80,12 @@ pub(crate) struct G {
     stack_lo: AtomicUsize,
     stack_hi: AtomicUsize,
     pub(crate) saved_sp: AtomicUsize,
+    /// Atomic (a hint; Release by the timer firer, Acquire by the
+    /// goroutine): the deadline of the last runtime timer fired for it. A
+    /// timed park that finds its own deadline here knows the deadline
+    /// passed without reading the clock (any timer with that exact
+    /// deadline fired only once the clock reached it).
+    pub(crate) timer_fired: AtomicU64,
     park: ParkWord,
     exec: UnsafeCell<Exec>,
     /// Goroutine-local values (`glocal.rs`). Owner: the goroutine running
@@ -125,6 +131,7 @@ impl GRef {
             stack_lo: AtomicUsize::new(0),
             stack_hi: AtomicUsize::new(0),
             saved_sp: AtomicUsize::new(0),
+            timer_fired: AtomicU64::new(0),
             park: ParkWord::new(),
             exec: UnsafeCell::new(Exec::default()),
             locals: crate::glocal::Locals::default(),
@@ -247,6 +254,11 @@ impl GHandle {
         // The Acquire in `ParkWord::unpark` pairs with the Release in
         // `commit`, so the new token sees the goroutine's saved state.
         (self.g.park.unpark(self.gen_) == Unpark::Readied).then(|| GRef(self.g.clone()))
+    }
+
+    /// Records that a runtime timer due at `when` fired for it.
+    pub(crate) fn note_timer_fired(&self, when: u64) {
+        self.g.timer_fired.store(when, Ordering::Release);
     }
 
     /// Whether this handle names the running goroutine (this G, this

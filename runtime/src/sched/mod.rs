@@ -1225,7 +1225,7 @@ impl Sched {
     fn run_timers_of(self: &Arc<Sched>, only: Option<usize>, mut now: Option<u64>) -> usize {
         thread_local! {
             /// Reused buffer of due waiters (no allocation per batch).
-            static DUE: std::cell::Cell<Vec<Waiter>> = const { std::cell::Cell::new(Vec::new()) };
+            static DUE: std::cell::Cell<Vec<(u64, Waiter)>> = const { std::cell::Cell::new(Vec::new()) };
         }
         let mut due = DUE.take();
         let ps = self
@@ -1256,10 +1256,13 @@ impl Sched {
         // The latest one goes to `runnext` and runs next, as each of Go's
         // `goready`s does (the others it kicks on to the queue's tail):
         // a timer that fires on time then wakes its goroutine on time.
+        for (when, w) in &due {
+            w.note_timer_fired(*when);
+        }
         let woken = due.len();
         let last = due.pop();
         if woken > TIMER_BATCH_LOCAL {
-            for w in due.drain(..) {
+            for (_, w) in due.drain(..) {
                 w.wake_global(self);
             }
             // Enough Ms to drain it.
@@ -1267,11 +1270,11 @@ impl Sched {
                 self.wakep();
             }
         } else {
-            for w in due.drain(..) {
+            for (_, w) in due.drain(..) {
                 w.wake_queued();
             }
         }
-        if let Some(w) = last {
+        if let Some((_, w)) = last {
             w.wake();
         }
         DUE.set(due);

@@ -40,6 +40,13 @@ impl Waiter {
         }
     }
 
+    /// Records, before waking it, that its timer due at `when` fired.
+    pub(crate) fn note_timer_fired(&self, when: u64) {
+        if let Waiter::Goroutine(h) = self {
+            h.note_timer_fired(when);
+        }
+    }
+
     /// Wakes the waiter (at most one pending wake-up is remembered).
     pub(crate) fn wake(self) {
         self.wake_with(true);
@@ -214,9 +221,12 @@ pub(crate) fn park_until_nanos(deadline: u64, why: WaitReason) -> bool {
     });
     park_current(why);
     // Any M may run us now; the timer lives on that P's heap, not the M.
-    // If the deadline passed the timer fired (or will, harmlessly: a
-    // spurious wake-up), so the cancel and its lock are skipped.
-    let passed = super::clock::nanotime() >= deadline;
+    // If our timer fired, the deadline passed (no clock read: it was a
+    // third of a sleep's clock reads); else if it passed anyway the timer
+    // fires harmlessly later (a spurious wake-up), so the cancel and its
+    // lock are skipped.
+    let fired = g::with_current(|g| g.timer_fired.load(Ordering::Acquire) == deadline);
+    let passed = fired == Some(true) || super::clock::nanotime() >= deadline;
     if !passed {
         m::with_m(|m| {
             let p = m.sched.pshared(pid).expect("P's shared half");

@@ -107,15 +107,15 @@ impl Timers {
         self.heap.peek().map(|Reverse((w, _))| *w)
     }
 
-    /// Takes every timer due at `now`, earliest first.
-    pub(crate) fn take_due(&mut self, now: u64, out: &mut Vec<Waiter>) {
+    /// Takes every timer due at `now`, earliest first, with its deadline.
+    pub(crate) fn take_due(&mut self, now: u64, out: &mut Vec<(u64, Waiter)>) {
         while let Some(Reverse((when, id))) = self.heap.peek().copied() {
             if when > now {
                 break;
             }
             self.heap.pop();
             if let Some(w) = self.take(id) {
-                out.push(w);
+                out.push((when, w));
             }
         }
         self.prune();
