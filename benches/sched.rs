@@ -432,10 +432,16 @@ fn case_parkmem(n: usize) {
 // ---------------------------------------------------- channels (issue 5)
 
 /// Go's `cmd/pingpong -mode chan`: two goroutines bounce an int over two
-/// unbuffered channels; ns per round trip.
-fn chan_round_trips(n: u64) -> f64 {
-    let (ping_tx, ping_rx) = gort::chan::bounded::<u64>(0);
-    let (pong_tx, pong_rx) = gort::chan::bounded::<u64>(0);
+/// unbuffered channels; ns per round trip. `cap` other than 0 (`--cap N`,
+/// or `--cap unbounded`) is for like-for-like runs against peers whose
+/// channels are buffered (tokio's `mpsc(1)`, may's unbounded mpsc).
+fn chan_round_trips(n: u64, cap: Option<usize>) -> f64 {
+    let pair = || match cap {
+        Some(c) => gort::chan::bounded::<u64>(c),
+        None => gort::chan::unbounded::<u64>(),
+    };
+    let (ping_tx, ping_rx) = pair();
+    let (pong_tx, pong_rx) = pair();
     let echo = gort::go(move || {
         for v in ping_rx {
             if pong_tx.send(v + 1).is_err() {
@@ -456,16 +462,21 @@ fn chan_round_trips(n: u64) -> f64 {
     el / n as f64
 }
 
-fn case_chan_pingpong(procs: usize, n: u64, reps: usize) {
+fn case_chan_pingpong(procs: usize, n: u64, reps: usize, cap: Option<usize>) {
+    let label = match cap {
+        Some(0) => String::new(),
+        Some(c) => format!(",cap={c}"),
+        None => ",cap=unbounded".to_string(),
+    };
     rt(procs).run(|| {
-        chan_round_trips(n / 10);
-        let xs: Vec<f64> = (0..reps).map(|_| chan_round_trips(n)).collect();
+        chan_round_trips(n / 10, cap);
+        let xs: Vec<f64> = (0..reps).map(|_| chan_round_trips(n, cap)).collect();
         println!(
-            "# chan pingpong procs={procs} n={n} reps (ns/roundtrip): {}",
+            "# chan pingpong procs={procs}{label} n={n} reps (ns/roundtrip): {}",
             fmt_xs(&xs)
         );
         result(
-            &format!("pingpong_chan_ns_per_roundtrip[procs={procs}]"),
+            &format!("pingpong_chan_ns_per_roundtrip[procs={procs}{label}]"),
             median(&xs),
             "ns",
         );
@@ -841,6 +852,10 @@ fn main() {
                 arg(&args, "--procs", 1),
                 arg(&args, "--n", 1_000_000),
                 arg(&args, "--reps", 5),
+                match arg(&args, "--cap", "0".to_string()).as_str() {
+                    "unbounded" => None,
+                    c => Some(c.parse().expect("--cap N or --cap unbounded")),
+                },
             ),
             "chan" => case_chan(
                 arg(&args, "--procs", 2),
