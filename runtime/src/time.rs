@@ -78,7 +78,12 @@ pub use crate::chan::{after, at, tick};
 /// assert!(t.elapsed() >= std::time::Duration::from_millis(5));
 /// ```
 pub fn sleep(d: Duration) {
-    let deadline = crate::sched::clock::after(crate::sched::clock::nanotime(), d);
+    let now = crate::sched::clock::nanotime();
+    let deadline = crate::sched::clock::after(now, d);
+    // One clock read for the deadline and the first check alike.
+    if park::park_until_nanos_at(deadline, WaitReason::Sleep, now) {
+        return;
+    }
     while !park::park_until_nanos(deadline, WaitReason::Sleep) {}
 }
 

@@ -18,6 +18,28 @@ pub(crate) fn nanotime() -> u64 {
     super::preempt::clock_ns(libc::CLOCK_MONOTONIC).unwrap_or_else(|| to_nanos(Instant::now()))
 }
 
+thread_local! {
+    /// A `nanotime` read by the goroutine that is switching away on this
+    /// thread, for the schedule that follows (0 = none).
+    static FRESH: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Offers `now` (read just before a park) to the schedule that follows on
+/// this thread: its timer check then needs no clock read of its own. The
+/// value is at most the park's own duration old (well under a
+/// microsecond), and using it is conservative: a timer is fired only if
+/// due by then; one that fell due since is fired by the next schedule.
+pub(crate) fn set_fresh(now: u64) {
+    FRESH.with(|f| f.set(now));
+}
+
+/// Takes (and clears) the value left by [`set_fresh`], if any. Every
+/// schedule takes it, so it is never used twice or late.
+pub(crate) fn take_fresh() -> Option<u64> {
+    let v = FRESH.with(|f| f.replace(0));
+    (v != 0).then_some(v)
+}
+
 /// An `Instant` and the `nanotime` read next to it.
 fn anchor() -> (Instant, u64) {
     static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
@@ -71,6 +93,14 @@ mod tests {
             skew < Duration::from_micros(1),
             "round trip off by {skew:?}"
         );
+    }
+
+    #[test]
+    fn a_fresh_read_is_taken_once() {
+        assert_eq!(take_fresh(), None);
+        set_fresh(42);
+        assert_eq!(take_fresh(), Some(42));
+        assert_eq!(take_fresh(), None, "never used twice");
     }
 
     #[test]

@@ -1495,6 +1495,8 @@ impl Sched {
                 continue;
             }
             let mut became_spinning = false;
+            // A clock read left by the goroutine that just parked, if any.
+            let fresh = clock::take_fresh();
             let step = m::with_m(|m| {
                 let spinning = m.spinning;
                 let p = m.p().expect("gort: M without P in find_runnable");
@@ -1505,7 +1507,7 @@ impl Sched {
                 // Ps' are looked at before going idle, below).
                 let next = p.shared.timer_next.load(Ordering::Acquire);
                 if next != u64::MAX {
-                    let now = clock::nanotime();
+                    let now = fresh.unwrap_or_else(clock::nanotime);
                     if next <= now {
                         return Step::Timers(p.id, now);
                     }

@@ -203,7 +203,12 @@ pub(crate) fn park_current_until(deadline: std::time::Instant, why: WaitReason) 
 /// the timer heaps keep): `sleep` goes straight here, so one sleep reads
 /// the clock twice — before and after — and converts nothing.
 pub(crate) fn park_until_nanos(deadline: u64, why: WaitReason) -> bool {
-    let now = super::clock::nanotime();
+    park_until_nanos_at(deadline, why, super::clock::nanotime())
+}
+
+/// [`park_until_nanos`] for a caller that has just read the clock (`now`):
+/// `sleep` computes its deadline from one read and parks with it.
+pub(crate) fn park_until_nanos_at(deadline: u64, why: WaitReason, now: u64) -> bool {
     if now >= deadline {
         return true;
     }
@@ -219,7 +224,13 @@ pub(crate) fn park_until_nanos(deadline: u64, why: WaitReason) -> bool {
         let p = m.sched.pshared(pid).expect("P's shared half");
         (pid, m.sched.add_timer(p, deadline, waiter))
     });
+    // The schedule that follows our switch may use `now` for its timer
+    // check instead of reading the clock again (see `clock::take_fresh`).
+    super::clock::set_fresh(now);
     park_current(why);
+    // Not switched away (a wake-up was pending), or resumed on another M:
+    // either way no later schedule on this thread may use that value.
+    super::clock::take_fresh();
     // Any M may run us now; the timer lives on that P's heap, not the M.
     // If our timer fired, the deadline passed (no clock read: it was a
     // third of a sleep's clock reads); else if it passed anyway the timer
