@@ -232,6 +232,7 @@ fn settle_state(me: &MShared) {
 
 /// Runs `g` until it suspends or exits (Go: `execute` + the `mcall` back).
 fn execute(sched: &Arc<Sched>, me: &Arc<MShared>, mut g: GRef, inherit: bool) -> Next {
+    crate::coro::prefetch_stack(g.g().saved_sp.load(Ordering::Relaxed));
     let e = g.exec();
     let fresh = e.coro.is_none();
     // One visit to the P: a new time slice (unless inherited through
