@@ -14,6 +14,7 @@
 # table.md has the median over rounds, gort's gogc_equiv=N beside Go's GOGC=N.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+. "$repo/scripts/bench-lib.sh"
 goanchor="${GO_ANCHOR:-$repo/../shared/anchors/go}"
 [ -d "$goanchor" ] || goanchor=/work/shared/anchors/go
 rsanchor="${RUST_ANCHOR:-$repo/../shared/anchors/rust}"
@@ -27,27 +28,10 @@ eval "$("$goanchor/../install-go.sh")"
 mkdir -p "$gobin"
 (cd "$goanchor" && go build -o "$gobin/" ./cmd/alloc)
 (cd "$rsanchor" && CARGO_TARGET_DIR="$tgt" cargo build --release --locked --bin floor_alloc)
-out="$(cd "$repo" && cargo bench -p gort-alloc --bench alloc --no-run 2>&1)"
-A="$(printf '%s\n' "$out" | sed -n 's/.*Executable benches\/alloc.rs (\(.*\)).*/\1/p' | tail -1)"
-case "$A" in /*) ;; *) A="$repo/$A" ;; esac
-stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-dir="$repo/bench-results/alloc-$stamp"
-mkdir -p "$dir"
-cp "$A" "$dir/alloc-bin"; A="$dir/alloc-bin"
-OUT="$dir/results.tsv"; : > "$OUT"
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
-  echo "go: $(go version)"
-  echo "gort: $(git -C "$repo" rev-parse --short HEAD)"
-  echo "rounds: $rounds"
-  echo "loadavg start: $(cut -d' ' -f1-3 /proc/loadavg)"
-} > "$dir/machine.txt"
-run() { # round label cmd...
-  local r=$1 l=$2; shift 2
-  echo "# round $r $l: $* (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-  timeout 900 env "$@" 2>&1 | awk -v r="$r" -v l="$l" '/^RESULT /{print r"\t"l"\t"$2"\t"$3}' >> "$OUT"
-}
+bench_dir "$repo" alloc "$rounds" "go: $(go version)"
+dir="$DIR"
+cp "$(bench_bin "$repo" -p gort-alloc --bench alloc)" "$dir/alloc-bin"; A="$dir/alloc-bin"
+run() { bench_run 900 "$@"; }
 for r in $(seq 1 "$rounds"); do
   run "$r" gort "$A" only=gc reps=5
   run "$r" go GOMAXPROCS=2 GOGC=3200 "$gobin/alloc" -n 10000000 -bytes 1073741824 -reps 5

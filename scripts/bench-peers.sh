@@ -13,6 +13,7 @@
 # median over rounds of each figure. docs/perf-peers.md quotes it.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+. "$repo/scripts/bench-lib.sh"
 anchor="${RUST_ANCHOR:-$repo/../shared/anchors/rust}"
 [ -d "$anchor" ] || anchor=/work/shared/anchors/rust
 rounds="${ROUNDS:-3}"
@@ -28,27 +29,10 @@ rm -rf "$pm"
 T="$tgt/release/tokio_bench"; M="$tgt/release/may_bench"; P="$tgt/release/peer-mutex"
 
 echo "== gort: cargo bench --bench sched --no-run" >&2
-out="$(cd "$repo" && cargo bench --bench sched --no-run 2>&1)"
-S="$(printf '%s\n' "$out" | sed -n 's/.*Executable benches\/sched.rs (\(.*\)).*/\1/p' | tail -1)"
-case "$S" in /*) ;; *) S="$repo/$S" ;; esac
-stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-dir="$repo/bench-results/peers-$stamp"
-mkdir -p "$dir"
-cp "$S" "$dir/sched-bin"; S="$dir/sched-bin"
-OUT="$dir/results.tsv"; : > "$OUT"
-{
-  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
-  echo "gort: $(git -C "$repo" rev-parse --short HEAD)"
-  echo "rounds: $rounds"
-  echo "loadavg start: $(cut -d' ' -f1-3 /proc/loadavg)"
-} > "$dir/machine.txt"
-
-run() { # round label cmd...
-  local r=$1 l=$2; shift 2
-  echo "# round $r $l: $* (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-  timeout 300 "$@" 2>&1 | awk -v r="$r" -v l="$l" '/^RESULT /{print r"\t"l"\t"$2"\t"$3}' >> "$OUT"
-}
+bench_dir "$repo" peers "$rounds"
+dir="$DIR"
+cp "$(bench_bin "$repo" --bench sched)" "$dir/sched-bin"; S="$dir/sched-bin"
+run() { bench_run 300 "$@"; }
 for r in $(seq 1 "$rounds"); do
   for w in 1 2; do
     run "$r" gort "$S" --case chan_pingpong --procs $w --n 200000 --reps 3
