@@ -369,11 +369,16 @@ impl MCentral {
         // The sweep generation changes only with the world stopped.
         let sg = heap.sweepgen();
         let got = self.reclaim_locked(&mut l, heap, sg, npages);
-        if got < npages && other.has_unswept(sg) {
+        if got < npages {
+            // Never hold one MCentral's lock while taking another's: two
+            // threads allocating large objects of the two classes would
+            // each hold one and wait for the other (it hung the alloc
+            // stress test in CI).
             drop(l);
-            let mut lo = other.lists.lock().unwrap();
-            other.reclaim_locked(&mut lo, heap, sg, npages - got);
-            drop(lo);
+            if other.has_unswept(sg) {
+                let mut lo = other.lists.lock().unwrap();
+                other.reclaim_locked(&mut lo, heap, sg, npages - got);
+            }
             l = self.lists.lock().unwrap();
         }
         let s = heap.alloc_span(npages, self.spc, align_pages, sg)?;

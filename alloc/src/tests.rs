@@ -459,3 +459,39 @@ fn generated_sizeclass_table_is_current() {
         "sizeclass.rs is stale: GORT_REGEN_SIZECLASSES=1 cargo test -p gort-alloc generated_sizeclass"
     );
 }
+
+/// A large allocation never waits for the other large class's MCentral
+/// while holding its own: a thread holding the other class's lock must be
+/// able to take this class's lock while the allocation waits (the reverse
+/// order, its own then the other, let two threads allocating large objects
+/// of the two classes deadlock; it hung the stress test in CI).
+#[test]
+#[cfg_attr(miri, ignore)] // a timed wait on another thread
+fn a_large_allocation_never_holds_two_mcentral_locks() {
+    use crate::class::SpanClass;
+    let heap = Heap::new();
+    let noscan = SpanClass::new(SizeClass::LARGE, true).index();
+    let scan = SpanClass::new(SizeClass::LARGE, false).index();
+    std::thread::scope(|s| {
+        let held = heap.central[scan].lists.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let heap = &heap;
+        s.spawn(move || {
+            let mut c = heap.new_mcache();
+            let p = c.alloc(64 << 10, true); // noscan: looks at `scan`'s garbage
+            tx.send(()).unwrap();
+            heap.free(p).unwrap();
+        });
+        // Let the allocation reach its look at the scan class (it blocks on
+        // `held` there); its own class's lock must be free meanwhile.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let own = heap.central[noscan].lists.try_lock();
+        assert!(
+            own.is_ok(),
+            "the large allocation holds its own MCentral lock while waiting for the other's"
+        );
+        drop(own);
+        drop(held);
+        rx.recv().unwrap();
+    });
+}

@@ -87,6 +87,14 @@ fn abort_on_panic() {
 
 #[test]
 fn threads_allocate_free_mark_and_sweep() {
+    watchdog(
+        "threads_allocate_free_mark_and_sweep",
+        120,
+        threads_allocate_free_mark_and_sweep_body,
+    );
+}
+
+fn threads_allocate_free_mark_and_sweep_body() {
     abort_on_panic();
     let seed = env("GORT_STRESS_SEED", 0x5eed);
     let rounds = env("GORT_STRESS_ROUNDS", 25) as usize;
@@ -199,6 +207,14 @@ fn threads_allocate_free_mark_and_sweep() {
 
 #[test]
 fn lookups_race_with_allocation_and_free() {
+    watchdog(
+        "lookups_race_with_allocation_and_free",
+        120,
+        lookups_race_with_allocation_and_free_body,
+    );
+}
+
+fn lookups_race_with_allocation_and_free_body() {
     // One thread allocates and frees; another looks up addresses of objects
     // it was told about and of random addresses near them. Lookups must
     // never crash and must find objects that are guaranteed live.
@@ -246,4 +262,61 @@ fn lookups_race_with_allocation_and_free() {
         });
     });
     check(&heap);
+}
+
+/// Fails the process (with the test's name) if `f` has not returned after
+/// `secs`: a deadlock must fail the run, not hang it.
+fn watchdog<T>(name: &str, secs: u64, f: impl FnOnce() -> T) -> T {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_secs(secs) {
+            if d.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        eprintln!("watchdog: test `{name}` did not finish within {secs} s: deadlocked?");
+        std::process::exit(3);
+    });
+    let r = f();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    r
+}
+
+/// Two threads allocating large objects of the two large classes (scan and
+/// noscan) at once. A large allocation that cannot reclaim enough of its
+/// own class's garbage looks at the other class's; it once did so while
+/// holding its own class's lock, so the two threads took the two locks in
+/// opposite orders and deadlocked (it hung CI in
+/// `threads_allocate_free_mark_and_sweep`). The window is narrow, so this
+/// stress only sometimes meets it; `tests::a_large_allocation_never_holds_
+/// two_mcentral_locks` (a unit test) holds it open deterministically.
+#[test]
+fn large_allocations_of_both_classes_at_once() {
+    abort_on_panic();
+    watchdog("large_allocations_of_both_classes_at_once", 60, || {
+        let heap = Heap::new();
+        std::thread::scope(|s| {
+            for t in 0..2 {
+                let heap = &heap;
+                s.spawn(move || {
+                    let mut c: MCache<'_> = heap.new_mcache();
+                    let mut live = Vec::new();
+                    for i in 0..3000usize {
+                        let size = (40 << 10) + (i % 7) * 4096;
+                        live.push(c.alloc(size, t == 0));
+                        if live.len() > 8 {
+                            heap.free(live.remove(0)).unwrap();
+                        }
+                    }
+                    for p in live {
+                        heap.free(p).unwrap();
+                    }
+                });
+            }
+        });
+    });
 }
