@@ -49,20 +49,20 @@ impl Waiter {
 
     /// Wakes the waiter (at most one pending wake-up is remembered).
     pub(crate) fn wake(self) {
-        self.wake_with(true);
+        self.wake_by_ref();
     }
 
     /// [`Waiter::wake`] without giving up the handle (no reference-count
     /// traffic: for wakers that keep the waiter, as a channel `Op` does).
     pub(crate) fn wake_by_ref(&self) {
-        self.wake_with(true);
-    }
-
-    /// Wakes the waiter behind the running goroutine's other work (the
-    /// tail of the P's queue, not `runnext`): for batches such as due
-    /// timers, which should run in deadline order.
-    pub(crate) fn wake_queued(self) {
-        self.wake_with(false);
+        match self {
+            Waiter::Goroutine(h) => {
+                if let Some(g) = h.unpark() {
+                    ready(g);
+                }
+            }
+            Waiter::Thread(t) => t.unpark(),
+        }
     }
 
     /// Wakes the waiter onto the back of the global run queue (for big
@@ -73,17 +73,6 @@ impl Waiter {
             Waiter::Goroutine(h) => {
                 if let Some(g) = h.unpark() {
                     sched.injector.push(g);
-                }
-            }
-            Waiter::Thread(t) => t.unpark(),
-        }
-    }
-
-    fn wake_with(&self, next: bool) {
-        match self {
-            Waiter::Goroutine(h) => {
-                if let Some(g) = h.unpark() {
-                    ready_with(g, next);
                 }
             }
             Waiter::Thread(t) => t.unpark(),
@@ -247,24 +236,20 @@ pub(crate) fn park_until_nanos_at(deadline: u64, why: WaitReason, now: u64) -> b
     passed
 }
 
-/// Makes a G runnable (Go: `goready`): into the current P's `runnext`
-/// (`next`) or the tail of its local queue when called on an M with a P,
-/// else into the global queue of the running runtime.
-fn ready_with(g: GRef, next: bool) {
+/// Makes a G runnable (Go: `goready`): into the current P's `runnext` when
+/// called on an M with a P, else into the global queue of the running
+/// runtime.
+fn ready(g: GRef) {
     let mut g = Some(g);
     let on_m = m::try_with_m(|m| {
         let g = g.take().expect("g");
         match m.split() {
             (Some(p), sched) => {
-                p.runqput(g, next, &sched.injector);
+                p.runqput(g, true, &sched.injector);
                 // `wakep` never re-enters `with_m`, so it may run inside it
                 // (and we avoid bumping the shared `Arc<Sched>` count).
-                if next {
-                    // Into `runnext` by a SeqCst swap: no fence needed.
-                    sched.wakep_after_seqcst_put();
-                } else {
-                    sched.wakep();
-                }
+                // Into `runnext` by a SeqCst swap: no fence needed.
+                sched.wakep_after_seqcst_put();
             }
             (None, sched) => sched.inject(g),
         }
