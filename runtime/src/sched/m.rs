@@ -218,8 +218,20 @@ fn settle_state(me: &MShared) {
                 .state
                 .compare_exchange(st, M_IDLE, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok(),
+            M_LOST => {
+                // Sysmon took our P. `steal_p` CASes the state to M_LOST
+                // *before* it takes the P out of our slot, so wait for the
+                // slot to empty: otherwise `find_runnable` could still see
+                // the P there and use it while sysmon hands it to another M
+                // (a goroutine readied onto it then was lost).
+                while me.p.is_some() {
+                    std::hint::spin_loop();
+                }
+                me.state.store(M_IDLE, Ordering::Release);
+                true
+            }
             _ => {
-                // M_LOST (or already idle): no P to reclaim.
+                // Already idle: nothing to reclaim.
                 me.state.store(M_IDLE, Ordering::Release);
                 true
             }
