@@ -110,10 +110,6 @@ impl Lists {
         s.span().list.store(NO_LIST, Ordering::Relaxed);
         Some(s)
     }
-
-    pub(crate) fn len(&self, list: usize) -> usize {
-        self.sets[list].len()
-    }
 }
 
 /// The central free lists of one span class.
@@ -375,7 +371,9 @@ impl MCentral {
             // each hold one and wait for the other (it hung the alloc
             // stress test in CI).
             drop(l);
-            if other.has_unswept(sg) {
+            {
+                // Finds nothing at once if the other class has no unswept
+                // span (one lock; a separate emptiness check took it twice).
                 let mut lo = other.lists.lock().unwrap();
                 other.reclaim_locked(&mut lo, heap, sg, npages - got);
             }
@@ -432,13 +430,6 @@ impl MCentral {
             self.place(&mut l, heap, s, sg);
         }
         Some(bytes)
-    }
-
-    /// Whether this class has unswept spans left.
-    pub(crate) fn has_unswept(&self, sg: u32) -> bool {
-        let l = self.lists.lock().unwrap();
-        let un = 1 - swept(sg);
-        l.len((PARTIAL + un) as usize) + l.len((FULL + un) as usize) > 0
     }
 
     /// Explicitly frees slot `i` of `s` (a span of this class).

@@ -415,15 +415,9 @@ impl Heap {
 
     /// Sweeps one unswept span, if any. Returns the bytes it freed.
     pub fn sweep_one(&self) -> Option<usize> {
-        let sg = self.sweepgen();
-        for c in &self.central {
-            if c.has_unswept(sg) {
-                if let Some(b) = c.sweep_one(self) {
-                    return Some(b);
-                }
-            }
-        }
-        None
+        // `MCentral::sweep_one` is `None` for a class with nothing unswept:
+        // one lock per class (a separate emptiness check took it twice).
+        self.central.iter().find_map(|c| c.sweep_one(self))
     }
 
     /// Returns every MCentral's reserve span (one empty span per small
