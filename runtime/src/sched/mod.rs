@@ -94,10 +94,7 @@ pub(crate) const FORCE_PREEMPT_NS: u64 = 10_000_000;
 /// `CLOCK_MONOTONIC_COARSE` in ns: a few ns to read, one kernel tick
 /// (1–4 ms) of resolution — plenty for 10 ms time slices.
 pub(crate) fn coarse_nanos() -> u64 {
-    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC_COARSE) {
-        Ok(t) => t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64,
-        Err(_) => 0,
-    }
+    preempt::clock_ns(libc::CLOCK_MONOTONIC_COARSE).unwrap_or(0)
 }
 
 /// Free Gs a P keeps before spilling half to the global list.
@@ -1249,9 +1246,9 @@ impl Sched {
         // late: the Ps are behind) goes, in deadline order, to the back of
         // the global queue, which every P serves first come, first served:
         // with 10,000 sleepers x 1 ms that halves the tail against keeping
-        // up to four on this P's queue (p99 35 -> 21 ms, max 49-94 -> 30-42
-        // ms, wake-ups/s 2-5 % lower; all on this P's queue: p99 41-50 ms;
-        // docs/design/timers.md).
+        // up to four on this P's queue (p99 35-39 -> 19-26 ms, max 49-94 ->
+        // 28-52 ms, wake-ups/s the same within noise; all on this P's
+        // queue: p99 41-50 ms; docs/design/timers.md).
         for (when, w) in &due {
             w.note_timer_fired(*when);
         }

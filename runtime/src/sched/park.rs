@@ -65,9 +65,9 @@ impl Waiter {
         }
     }
 
-    /// Wakes the waiter onto the back of the global run queue (for big
-    /// batches of due timers: they then run first-come first-served on
-    /// every P instead of overflowing one P's local queue).
+    /// Wakes the waiter onto the back of the global run queue (for the
+    /// rest of a batch of due timers, beyond the one that goes to
+    /// `runnext`: they then run first come, first served on every P).
     pub(crate) fn wake_global(self, sched: &Arc<Sched>) {
         match self {
             Waiter::Goroutine(h) => {
