@@ -278,7 +278,9 @@ fn watchdog<T>(name: &str, secs: u64, f: impl FnOnce() -> T) -> T {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        eprintln!("watchdog: test `{name}` did not finish within {secs} s: deadlocked?");
+        // Straight to fd 2: the test harness captures `eprintln!`.
+        let msg = format!("watchdog: test `{name}` did not finish within {secs} s: deadlocked?\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
         std::process::exit(3);
     });
     let r = f();

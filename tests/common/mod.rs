@@ -24,7 +24,10 @@ pub(crate) fn watchdog<T>(name: &str, secs: u64, f: impl FnOnce() -> T) -> T {
             waited += step;
         }
         if !d.load(Ordering::Acquire) {
-            eprintln!("watchdog: test `{name}` did not finish within {secs} s: hung");
+            // Straight to fd 2: the test harness captures `eprintln!`, also
+            // from threads a test spawns, and would swallow the message.
+            let msg = format!("watchdog: test `{name}` did not finish within {secs} s: hung\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
             std::process::exit(3);
         }
     });
