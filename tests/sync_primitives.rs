@@ -10,19 +10,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Spawns `n` goroutines running `f(i)` and waits for all of them.
+/// Spawns `n` goroutines running `f(i)` and waits for all of them. A
+/// goroutine's panic (a failed assertion) is re-raised here once all are
+/// done, so it fails the test instead of leaving `wait` hung on a `done`
+/// that never came.
 fn fan_out(n: usize, f: impl Fn(usize) + Send + Sync + 'static) {
     let f = Arc::new(f);
     let wg = Arc::new(WaitGroup::new());
+    let panicked = Arc::new(std::sync::Mutex::new(None));
     for i in 0..n {
         wg.add(1);
-        let (f, wg) = (f.clone(), wg.clone());
+        let (f, wg, panicked) = (f.clone(), wg.clone(), panicked.clone());
         gort::go(move || {
-            f(i);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(i)));
+            if let Err(p) = r {
+                panicked.lock().unwrap().get_or_insert(p);
+            }
             wg.done();
         });
     }
     wg.wait();
+    if let Some(p) = panicked.lock().unwrap().take() {
+        std::panic::resume_unwind(p);
+    }
 }
 
 #[test]

@@ -337,58 +337,82 @@ impl<T: ?Sized> Mutex<T> {
     fn unlock_state(&self) {
         // Release: pairs with the Acquire of the next locker. The caller
         // owns LOCKED (a guard), so the subtract only clears that bit.
-        if self.state.fetch_sub(LOCKED, Ordering::Release) != LOCKED {
-            self.unlock_slow();
+        let prev = self.state.fetch_sub(LOCKED, Ordering::Release);
+        if prev != LOCKED {
+            self.unlock_slow(prev - LOCKED);
         }
     }
 
+    /// `new`: the state our subtract left. Its `STARVING` bit, not a later
+    /// load, picks the mode (as Go's `unlockSlow(new)`): between the
+    /// subtract and the queue lock a locker may barge in (normal mode) and
+    /// a waiter may then switch the mutex to starvation mode under *that*
+    /// owner; a hand-off decided on a fresh load would then grant a lock
+    /// somebody holds — two guards at once (found by
+    /// `mutex_mutual_exclusion_across_gomaxprocs` under load; regression
+    /// test `a_normal_unlock_never_hands_off_a_lock_taken_meanwhile`).
     #[cold]
-    fn unlock_slow(&self) {
+    fn unlock_slow(&self, new: u32) {
         let (signal, code) = {
             let mut q = self.queue.lock();
-            let s = self.state.load(Ordering::Relaxed);
-            match q.pop_front() {
-                Some(e) if s & STARVING != 0 => {
-                    // Hand-off: LOCKED set again, for the new owner (nobody
-                    // took it meanwhile: STARVING keeps lockers out, and the
-                    // other bits change only under the queue lock we hold).
-                    let mut clear = 0;
-                    if q.is_empty() {
-                        clear |= QUEUED | STARVING;
-                    } else if e.since.elapsed() < STARVATION_THRESHOLD {
-                        clear |= STARVING;
-                    }
-                    let mut cur = s;
-                    loop {
-                        debug_assert!(cur & LOCKED == 0, "gort Mutex: taken during a hand-off");
-                        // Release: the new owner's Acquire is its Signal load.
-                        match self.state.compare_exchange_weak(
-                            cur,
-                            (cur | LOCKED) & !clear,
-                            Ordering::Release,
-                            Ordering::Relaxed,
-                        ) {
-                            Ok(_) => break,
-                            Err(x) => cur = x,
-                        }
-                    }
-                    (Some(e.signal), GRANTED)
+            if new & STARVING != 0 {
+                // Starvation mode when we unlocked: since then nobody took
+                // LOCKED (lockers queue while STARVING is set) and nobody
+                // cleared STARVING (only a hand-off does, and only the
+                // unlocker that saw it may hand off: us). Normal-mode
+                // unlockers pop nobody while STARVING is set, so the waiter
+                // that set it is still queued.
+                let Some(e) = q.pop_front() else {
+                    debug_assert!(false, "gort Mutex: starving with no waiter");
+                    // Leave it unlocked and in normal mode.
+                    self.state
+                        .fetch_and(!(STARVING | QUEUED), Ordering::Release);
+                    return;
+                };
+                // Leave starvation mode if this waiter was the last one or
+                // waited less than the threshold (Go's exit rule).
+                let mut clear = 0;
+                if q.is_empty() {
+                    clear |= QUEUED | STARVING;
+                } else if e.since.elapsed() < STARVATION_THRESHOLD {
+                    clear |= STARVING;
                 }
-                e => {
-                    // LOCKED is already clear (the subtract).
-                    let mut clear = STARVING;
-                    if q.is_empty() {
-                        clear |= QUEUED;
+                let mut cur = self.state.load(Ordering::Relaxed);
+                loop {
+                    debug_assert!(cur & LOCKED == 0, "gort Mutex: taken during a hand-off");
+                    // Release: the new owner's Acquire is its Signal load.
+                    match self.state.compare_exchange_weak(
+                        cur,
+                        (cur | LOCKED) & !clear,
+                        Ordering::Release,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) => break,
+                        Err(x) => cur = x,
                     }
+                }
+                (e.signal, GRANTED)
+            } else {
+                // Normal mode: wake the head waiter to compete with
+                // arrivals — unless the lock was taken again or starvation
+                // mode began meanwhile. Then the owner's own unlock finds
+                // QUEUED (the queue is non-empty: we hold its lock) and
+                // does this instead (Go's early return in `unlockSlow`).
+                let s = self.state.load(Ordering::Relaxed);
+                if s & (LOCKED | STARVING) != 0 {
+                    return;
+                }
+                let Some(e) = q.pop_front() else {
+                    return; // another unlocker woke the last waiter
+                };
+                if q.is_empty() {
                     // Release: pairs with the Acquire of the next locker.
-                    self.state.fetch_and(!clear, Ordering::Release);
-                    (e.map(|e| e.signal), WOKEN)
+                    self.state.fetch_and(!QUEUED, Ordering::Release);
                 }
+                (e.signal, WOKEN)
             }
         };
-        if let Some(sig) = signal {
-            sig.fire(code);
-        }
+        signal.fire(code);
     }
 }
 
@@ -539,10 +563,74 @@ mod tests {
         );
         assert_eq!(got.load(Ordering::Acquire), 0);
         // The unlock's slow half grants the lock to the head waiter.
-        m.unlock_slow();
+        m.unlock_slow(QUEUED | STARVING);
         waiter.join().unwrap();
         barger.join().unwrap();
         assert_eq!(*m.lock(), 1);
         assert_eq!(m.state.load(Ordering::Acquire), 0);
+    }
+
+    /// The interleaving behind a double ownership found under load: owner
+    /// O's unlock subtract leaves `QUEUED` (normal mode) and O stalls before
+    /// the queue lock; a locker B barges in; a starving waiter switches the
+    /// mutex to starvation mode under B. O's slow half must not hand the
+    /// lock (which B holds) to the head waiter; it wakes nobody, and B's
+    /// own unlock hands it off.
+    #[test]
+    fn a_normal_unlock_never_hands_off_a_lock_taken_meanwhile() {
+        let m = Arc::new(Mutex::new(0u32));
+        let o = m.lock();
+        // W1 queues behind O (a queue entry, as `lock_slow` makes it).
+        let w1 = Signal::new();
+        {
+            let mut q = m.queue.lock();
+            m.state.fetch_or(QUEUED, Ordering::AcqRel);
+            q.push_back(Queued {
+                signal: w1.clone(),
+                since: Instant::now(),
+            });
+        }
+        // O unlocks on another thread and stalls on the queue lock we hold.
+        let q = m.queue.lock();
+        let unlocker = {
+            let m = m.clone();
+            std::thread::spawn(move || drop(o_guard_for(&m)))
+        };
+        std::mem::forget(o);
+        while m.state.load(Ordering::Acquire) & LOCKED != 0 {
+            std::thread::yield_now();
+        }
+        // B barges in (normal mode, the lock is free).
+        let b = m.try_lock().expect("normal mode: a locker barges in");
+        // W2, starving, switches to starvation mode under B (as `lock_slow`
+        // does under the queue lock, which we hold).
+        let w2 = Signal::new();
+        let mut q = q;
+        m.state.fetch_or(QUEUED | STARVING, Ordering::AcqRel);
+        q.push_back(Queued {
+            signal: w2.clone(),
+            since: Instant::now() - 2 * STARVATION_THRESHOLD,
+        });
+        drop(q);
+        unlocker.join().unwrap();
+        assert_eq!(
+            w1.state.load(Ordering::Acquire),
+            0,
+            "the stalled normal unlock woke or granted a waiter while B held the lock"
+        );
+        assert_eq!(m.state.load(Ordering::Acquire), LOCKED | QUEUED | STARVING);
+        assert_eq!(m.queue.lock().len(), 2);
+        // B's unlock hands the lock to the head waiter (W1), in FIFO order.
+        drop(b);
+        assert_eq!(w1.state.load(Ordering::Acquire), GRANTED);
+        assert_eq!(w2.state.load(Ordering::Acquire), 0);
+        assert_eq!(m.state.load(Ordering::Acquire) & LOCKED, LOCKED);
+    }
+
+    /// A guard for a lock the caller made sure is held (the test above
+    /// moves O's ownership to another thread: guards are not `Send`).
+    fn o_guard_for(m: &Mutex<u32>) -> MutexGuard<'_, u32> {
+        assert!(m.state.load(Ordering::Acquire) & LOCKED != 0);
+        m.guard()
     }
 }
