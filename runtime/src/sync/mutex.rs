@@ -28,13 +28,15 @@
 //!    enqueue: at the back on the first wait, at the front on a re-wait
 //!    (Go's LIFO re-queue of a woken waiter that lost the race).
 //! 3. Slow unlock (the subtract left `QUEUED` or `STARVING` behind), under
-//!    the queue lock:
+//!    the queue lock, in the mode *the subtract saw* (not a later load):
 //!    - starvation mode: pop the oldest waiter and hand it the lock directly
 //!      (`LOCKED` set again for it; it is granted, not merely woken). Leave
 //!      starvation mode if that waiter waited less than the threshold or was
 //!      the last one (Go's exit rule).
 //!    - normal mode: pop the oldest waiter and wake it; it competes with
-//!      arrivals again (step 2).
+//!      arrivals again (step 2). If the lock was taken again (or starvation
+//!      mode began under a new owner) meanwhile, wake nobody: that owner's
+//!      unlock finds `QUEUED` and does it.
 //!
 //! The race protocol: every bit but `LOCKED` changes only under the queue
 //! lock, and every change is an RMW on one word, so a waiter that sets
