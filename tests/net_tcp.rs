@@ -366,3 +366,31 @@ fn connect_timeout_times_out_against_a_full_backlog() {
         },
     );
 }
+
+/// The runtime stops while an idle M is becoming the network poller: a
+/// goroutine waits in `accept` (so there is I/O to poll for) as the main
+/// goroutine returns. `stop` must wake the poller however the two race;
+/// it once slept in `epoll_wait` forever when `stop` came between its
+/// shutdown check and its "I am blocking" flag (the hang of the echo and
+/// reset tests under load). Runs many short runtimes to land in that window.
+#[test]
+fn stop_wakes_a_poller_that_is_about_to_block() {
+    watchdog("stop_wakes_a_poller_that_is_about_to_block", 120, || {
+        let mut rng = Rng(seed());
+        for i in 0..1000 {
+            let procs = 1 + (i % 3);
+            let spins = rng.below(4);
+            rt(procs).run(move || {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                // Left waiting in accept when the runtime stops (abandoned).
+                let l2 = l.clone();
+                drop(gort::go(move || {
+                    let _ = l2.accept();
+                }));
+                for _ in 0..spins {
+                    gort::yield_now();
+                }
+            });
+        }
+    });
+}

@@ -69,8 +69,12 @@ fn poller() -> io::Result<&'static Poller> {
         unsafe { libc::close(epfd) };
         return Err(e);
     }
+    // Level-triggered (as Go's `netpollBreakRd`): a wake-up stays pending
+    // until a *blocking* poll reads it. Edge-triggered, a non-blocking poll
+    // by another M could take the one edge meant for the blocked poller,
+    // which then slept on (the runtime's `stop` waited for it forever).
     let mut ev = libc::epoll_event {
-        events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+        events: libc::EPOLLIN as u32,
         u64: u64::MAX,
     };
     // SAFETY: valid fds and a valid event struct.
@@ -350,7 +354,8 @@ pub(crate) fn poll(timeout: Option<Duration>) -> usize {
 }
 
 /// The blocking poll of the idle M: publishes "a poller is blocked" first,
-/// *then* asks `deadline` for the next timer, then waits. A timer added
+/// *then* asks `deadline` for the next timer (or for "now", when the
+/// runtime is stopping: `Sched::poll_network`), then waits. A timer added
 /// concurrently either is seen by `deadline` or sees the flag and writes
 /// the eventfd (`wake_poller`): SeqCst on both sides (the flag here, the
 /// timer heap's published deadline there), so no wake-up is lost (a test
@@ -359,7 +364,11 @@ pub(crate) fn poll(timeout: Option<Duration>) -> usize {
 pub(crate) fn poll_until(deadline: impl FnOnce() -> Option<Instant>) -> usize {
     let Some(p) = POLLER.get() else { return 0 };
     p.blocked.store(true, Ordering::SeqCst);
-    poll_inner(|| deadline().map(|d| d.saturating_duration_since(Instant::now())))
+    let n = poll_inner(|| deadline().map(|d| d.saturating_duration_since(Instant::now())));
+    // A zero timeout skips `poll_inner`'s own reset: clear the flag here so
+    // wakers do not write the eventfd for a poller that is not blocked.
+    p.blocked.store(false, Ordering::SeqCst);
+    n
 }
 
 fn poll_inner(timeout: impl FnOnce() -> Option<Duration>) -> usize {
@@ -390,9 +399,14 @@ fn poll_inner(timeout: impl FnOnce() -> Option<Duration>) -> usize {
     for ev in &evs[..n as usize] {
         let token = ev.u64;
         if token == u64::MAX {
-            let mut buf = 0u64;
-            // SAFETY: reads 8 bytes into a valid u64 from our eventfd.
-            unsafe { libc::read(p.evfd, (&mut buf as *mut u64).cast(), 8) };
+            // A `wake_poller`. Only a blocking poll consumes it (Go's
+            // `netpoll`: "only read the byte if blocking"); a non-blocking
+            // one leaves it for the poller it was meant for.
+            if ms != 0 {
+                let mut buf = 0u64;
+                // SAFETY: reads 8 bytes into a valid u64 from our eventfd.
+                unsafe { libc::read(p.evfd, (&mut buf as *mut u64).cast(), 8) };
+            }
             continue;
         }
         let slot = (token & 0xffff_ffff) as usize;

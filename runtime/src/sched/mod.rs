@@ -1125,7 +1125,19 @@ impl Sched {
             }
             l.poller = Some(me.clone());
         };
-        crate::netpoll::poll_until(|| self.next_timer());
+        // The closure runs after the poller publishes that it blocks
+        // (SeqCst), so a `stop` that set `shutdown` (SeqCst) before that is
+        // seen here (then the poll does not block), and one after it sees
+        // the flag and writes the eventfd. Checking `shutdown` only under
+        // the lock above lost that race: the poller slept in `epoll_wait`
+        // forever while `stop` waited to join it (the net tests' hang).
+        crate::netpoll::poll_until(|| {
+            if self.shutdown.load(Ordering::SeqCst) {
+                Some(std::time::Instant::now())
+            } else {
+                self.next_timer()
+            }
+        });
         let mut l = self.lock.lock();
         l.poller = None;
         if l.shutdown {
