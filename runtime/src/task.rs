@@ -101,6 +101,9 @@ thread_local! {
 }
 
 /// Allocates a block for `l` (never zero-sized: a block has a header).
+/// Not inlined (nor is `free_block`): they use the thread-local cache, and
+/// their callers may switch goroutines (docs/design/soundness.md).
+#[inline(never)]
 fn alloc_block(l: Layout) -> NonNull<u8> {
     if let Some(c) = class_of(l) {
         let hit = LOCAL
@@ -136,6 +139,7 @@ fn raw_alloc(l: Layout) -> NonNull<u8> {
 /// # Safety
 ///
 /// `p` must come from `alloc_block(l)` with the same `l`, and be freed once.
+#[inline(never)] // a thread-local accessor (see `alloc_block`)
 unsafe fn free_block(p: NonNull<u8>, l: Layout) {
     let Some(c) = class_of(l) else {
         // SAFETY: blocks outside the classes come from `raw_alloc(l)`.

@@ -48,6 +48,13 @@ pub(crate) struct Op {
     pub(crate) waiter: Waiter,
 }
 
+/// Never inlined, like the pool accessors below: `recv`/`send`/`select`
+/// take an op, park, and recycle it; inlined, the thread-local's address
+/// could be computed once and reused after the goroutine moved to another
+/// M — two threads then share one id block or one `RefCell` pool (two live
+/// ops with one id, an op handed out twice: lost wake-ups).
+/// docs/design/soundness.md.
+#[inline(never)]
 fn next_op_id() -> u64 {
     NEXT_ID.with(|c| {
         let mut id = c.get();
@@ -59,19 +66,37 @@ fn next_op_id() -> u64 {
     })
 }
 
+/// An op from this thread's pool, preferably one naming the caller as its
+/// waiter (`true`). Not inlined: see `next_op_id`.
+#[inline(never)]
+fn pool_take() -> Option<(Arc<Op>, bool)> {
+    OP_POOL.with_borrow_mut(|pool| {
+        let mine = pool.iter().position(|o| o.waiter.is_current());
+        match mine {
+            Some(i) => Some((pool.swap_remove(i), true)),
+            None => pool.pop().map(|o| (o, false)),
+        }
+    })
+}
+
+/// Keeps `op` in this thread's pool if there is room. Not inlined: see
+/// `next_op_id`.
+#[inline(never)]
+fn pool_put(op: Arc<Op>) {
+    OP_POOL.with_borrow_mut(|p| {
+        if p.len() < OP_POOL_MAX {
+            p.push(op);
+        }
+    });
+}
+
 impl Op {
     /// A fresh op for the caller, from this thread's pool when it has one
     /// (preferably one that already names the caller as its waiter, which
     /// saves making a new handle).
     pub(crate) fn new(selected: usize) -> Arc<Op> {
         let id = next_op_id();
-        let pooled = OP_POOL.with_borrow_mut(|pool| {
-            let mine = pool.iter().position(|o| o.waiter.is_current());
-            match mine {
-                Some(i) => Some((pool.swap_remove(i), true)),
-                None => pool.pop().map(|o| (o, false)),
-            }
-        });
+        let pooled = pool_take();
         match pooled {
             Some((mut op, mine)) => {
                 // Only unique ops enter the pool, and nothing cloned it since.
@@ -99,11 +124,7 @@ impl Op {
     /// so at most `OP_POOL_MAX` per thread are kept from reuse a while).
     pub(crate) fn recycle(mut op: Arc<Op>) {
         if Arc::get_mut(&mut op).is_some() {
-            OP_POOL.with_borrow_mut(|p| {
-                if p.len() < OP_POOL_MAX {
-                    p.push(op);
-                }
-            });
+            pool_put(op);
         }
     }
 

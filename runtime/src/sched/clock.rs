@@ -29,12 +29,19 @@ thread_local! {
 /// value is at most the park's own duration old (well under a
 /// microsecond), and using it is conservative: a timer is fired only if
 /// due by then; one that fell due since is fired by the next schedule.
+///
+/// Not inlined: `park_until_nanos_at` calls it and [`take_fresh`] on either
+/// side of a park, and an inlined pair could share one computation of the
+/// thread-local's address — the old M's after a migration
+/// (docs/design/soundness.md).
+#[inline(never)]
 pub(crate) fn set_fresh(now: u64) {
     FRESH.with(|f| f.set(now));
 }
 
 /// Takes (and clears) the value left by [`set_fresh`], if any. Every
 /// schedule takes it, so it is never used twice or late.
+#[inline(never)] // a thread-local accessor (see `set_fresh`)
 pub(crate) fn take_fresh() -> Option<u64> {
     let v = FRESH.with(|f| f.replace(0));
     (v != 0).then_some(v)

@@ -263,6 +263,7 @@ impl GHandle {
 
     /// Whether this handle names the running goroutine (this G, this
     /// generation): a waker that already holds one need not make another.
+    #[inline(never)] // reads `CURRENT_G`: see `with_current`
     pub(crate) fn is_current(&self) -> bool {
         std::ptr::eq(CURRENT_G.with(Cell::get), Arc::as_ptr(&self.g))
             && generation(self.g.park.load()) == self.gen_

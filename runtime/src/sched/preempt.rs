@@ -133,14 +133,20 @@ pub(crate) fn unblock_on_this_thread() {
 
 /// Is the voluntary preempt flag of this thread's M set? One thread-local
 /// load and a branch on the fast path.
-#[inline(always)]
+///
+/// Never inlined, like every accessor of a runtime thread-local: inlined
+/// into a caller that also switches goroutines (a loop of channel sends),
+/// LLVM may compute `SIG`'s address once and keep using the old M's block
+/// after the goroutine migrates (llvm/llvm-project#98479;
+/// docs/design/soundness.md).
+#[inline(never)]
 pub(crate) fn preempt_requested() -> bool {
     SIG.with(|s| s.preempt.load(Ordering::Relaxed))
 }
 
 /// Clears this thread's preempt flag (a new time slice starts, or the
 /// goroutine is yielding).
-#[inline]
+#[inline(never)] // a thread-local accessor (see `preempt_requested`)
 pub(crate) fn clear_preempt() {
     SIG.with(|s| s.preempt.store(false, Ordering::Relaxed));
 }
@@ -152,7 +158,9 @@ pub(crate) fn clear_preempt() {
 pub(crate) struct NoPreempt(());
 
 impl NoPreempt {
-    #[inline]
+    // Not inlined: a thread-local accessor (see `preempt_requested`); a
+    // caller may park between two sections (`netpoll`'s waits do).
+    #[inline(never)]
     pub(crate) fn new() -> NoPreempt {
         SIG.with(|s| s.locks.set(s.locks.get() + 1));
         // The section's accesses may not move above the increment (the
@@ -163,7 +171,7 @@ impl NoPreempt {
 }
 
 impl Drop for NoPreempt {
-    #[inline]
+    #[inline(never)] // a thread-local accessor (see `preempt_requested`)
     fn drop(&mut self) {
         compiler_fence(Ordering::SeqCst);
         let redo = SIG.with(|s| {
@@ -185,7 +193,7 @@ impl Drop for NoPreempt {
 /// Sets this thread's runtime depth (the M does so around running a
 /// goroutine: 0 while user code runs, 1 in the scheduler). A deferred stop
 /// request is dropped: the scheduler checks for stop-the-world itself.
-#[inline]
+#[inline(never)] // a thread-local accessor (see `preempt_requested`)
 pub(crate) fn set_locks(n: u32) {
     compiler_fence(Ordering::SeqCst);
     SIG.with(|s| {
