@@ -215,6 +215,7 @@ pub(crate) fn set_stw_active(on: bool) {
 
 /// Re-raises `req` against this thread (a deferred stop, honoured now that
 /// the runtime section ended).
+#[inline(never)] // a thread-local accessor (see `preempt_requested`)
 fn raise_self(req: u32) {
     let m = SIG.with(|s| s.m.get());
     if m.is_null() {

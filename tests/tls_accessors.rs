@@ -1,0 +1,154 @@
+//! A source check for the one rule that keeps the runtime's own
+//! thread-locals sound under goroutine migration (docs/design/soundness.md):
+//! every access to a runtime `thread_local!` sits in a function marked
+//! `#[inline(never)]`, so LLVM cannot compute the thread-local's address
+//! once in a caller and reuse it after that caller's goroutine moved to
+//! another M (llvm/llvm-project#98479). Functions that only ever run on an
+//! M's own stack (g0) or on plain threads are listed with the reason.
+
+use std::path::Path;
+
+/// (file, function): accesses allowed without `#[inline(never)]`, and why.
+const ALLOWED: &[(&str, &str, &str)] = &[
+    (
+        "sched/m.rs",
+        "m_main",
+        "the M's thread body (g0): never runs on a goroutine",
+    ),
+    (
+        "sched/mod.rs",
+        "run_timers_of",
+        "scheduler code on g0, sysmon or a plain thread",
+    ),
+    (
+        "glocal.rs",
+        "with",
+        "the THREAD_LOCALS branch runs only off goroutines",
+    ),
+    ("sched/preempt.rs", "register_m", "M start-up on g0"),
+    ("sched/preempt.rs", "unregister_m", "M exit on g0"),
+    (
+        "sched/preempt.rs",
+        "on_signal",
+        "the signal handler: runs on the interrupted thread and never switches goroutines",
+    ),
+];
+
+fn rs_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rs_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Names of the statics declared in `thread_local!` blocks of `src`.
+fn tls_names(src: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut inside = false;
+    for line in src.lines() {
+        let t = line.trim();
+        if t.starts_with("thread_local!") {
+            inside = true;
+            continue;
+        }
+        if inside {
+            if t.starts_with('}') && !t.contains("static") {
+                inside = false;
+                continue;
+            }
+            if let Some(rest) = t.strip_prefix("static ") {
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn runtime_thread_locals_are_read_only_in_inline_never_functions() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime/src");
+    let mut files = Vec::new();
+    rs_files(&root, &mut files);
+    let mut bad = Vec::new();
+    let mut checked = 0;
+    for f in files {
+        let src = std::fs::read_to_string(&f).unwrap();
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let names = tls_names(&src);
+        if names.is_empty() {
+            continue;
+        }
+        let lines: Vec<&str> = src.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            let hit = names.iter().any(|n| {
+                [
+                    ".with(",
+                    ".with_borrow",
+                    ".try_with(",
+                    ".set(",
+                    ".get()",
+                    ".take()",
+                    ".replace(",
+                ]
+                .iter()
+                .any(|m| code.contains(&format!("{n}{m}")))
+            });
+            if !hit {
+                continue;
+            }
+            checked += 1;
+            // The enclosing function: the nearest `fn` line above.
+            let Some(fl) = (0..=i).rev().find(|&j| {
+                let t = lines[j].trim_start();
+                (t.starts_with("fn ")
+                    || t.starts_with("pub fn ")
+                    || t.starts_with("pub(crate) fn ")
+                    || t.starts_with("pub(super) fn ")
+                    || t.starts_with("unsafe fn ")
+                    || t.starts_with("pub(crate) unsafe fn ")
+                    || t.starts_with("extern \"C\" fn "))
+                    && !lines[j].contains("|")
+            }) else {
+                bad.push(format!("{rel}:{}: access outside any function", i + 1));
+                continue;
+            };
+            let fname: String = lines[fl]
+                .split("fn ")
+                .nth(1)
+                .unwrap_or("")
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let attrs = lines[fl.saturating_sub(8)..fl]
+                .iter()
+                .any(|l| l.contains("#[inline(never)]"));
+            let allowed = ALLOWED
+                .iter()
+                .any(|(file, func, _)| *file == rel && *func == fname);
+            if !attrs && !allowed {
+                bad.push(format!(
+                    "{rel}:{}: `{fname}` touches a thread-local but is not #[inline(never)]",
+                    i + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        checked >= 10,
+        "the scan found only {checked} accesses: is it broken?"
+    );
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
