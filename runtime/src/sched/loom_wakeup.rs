@@ -21,6 +21,11 @@ struct Model {
 fn submit(s: &Model) -> bool {
     s.queued.fetch_add(1, Ordering::Release);
     fence(Ordering::SeqCst);
+    wakep(s)
+}
+
+/// `wakep` after the fence. Returns whether it handed a P to a new M.
+fn wakep(s: &Model) -> bool {
     if s.npidle.load(Ordering::SeqCst) == 0 {
         return false;
     }
@@ -65,6 +70,59 @@ fn go_idle(s: &Model, spinning: bool) -> bool {
         }
     }
     false // stopm
+}
+
+/// `handoffp` of a P whose run queue is empty (sysmon took it from an M
+/// blocked in the kernel): start an M if the global queue has work, else
+/// make the P idle — and, with `recheck`, look at the queue again after
+/// the SeqCst increment (the fix of 2026-11-24: the global queue is
+/// lock-free, so the check under `sched.lock` alone can miss a push whose
+/// `wakep` saw no idle P). Returns whether it got the work running.
+fn handoff(s: &Model, recheck: bool) -> bool {
+    {
+        let mut idle = s.lock.lock().unwrap();
+        if s.queued.load(Ordering::Acquire) > 0 {
+            return true; // startm
+        }
+        *idle += 1; // pidleput
+        s.npidle.fetch_add(1, Ordering::SeqCst);
+    }
+    if !recheck {
+        return false;
+    }
+    fence(Ordering::SeqCst);
+    s.queued.load(Ordering::Acquire) > 0 && wakep(s)
+}
+
+fn check_handoff(recheck: bool) {
+    loom::model(move || {
+        let s = Arc::new(Model {
+            queued: AtomicUsize::new(0),
+            npidle: AtomicUsize::new(0),
+            nmspinning: AtomicUsize::new(0),
+            lock: Mutex::new(0),
+        });
+        let s2 = s.clone();
+        let h = loom::thread::spawn(move || handoff(&s2, recheck));
+        let started = submit(&s);
+        let handed = h.join().unwrap();
+        assert!(
+            started || handed,
+            "work queued while sysmon idled the last P, and nobody woke"
+        );
+    });
+}
+
+#[test]
+fn loom_wakeup_handoffp_rechecks_the_global_queue() {
+    check_handoff(true);
+}
+
+/// The model can fail: without the second look the work is stranded.
+#[test]
+#[should_panic(expected = "nobody woke")]
+fn loom_wakeup_handoffp_without_recheck_strands_work() {
+    check_handoff(false);
 }
 
 fn check(spinning: bool) {

@@ -980,7 +980,14 @@ impl Sched {
         } else {
             self.pidleput(&mut l, p);
             drop(l);
-            if work {
+            // The global queue is lock-free (Go's is under `sched.lock`, so
+            // its `handoffp` check needs no second look): a goroutine
+            // injected just after our check, whose `wakep` read `npidle`
+            // before our `pidleput` raised it, would sit there with every P
+            // idle. Look again after the SeqCst increment (the idle path of
+            // `find_runnable` does the same).
+            fence(Ordering::SeqCst);
+            if work || self.any_work() {
                 self.wakep();
             }
         }
