@@ -29,6 +29,13 @@ const ALLOWED: &[(&str, &str, &str)] = &[
     ("sched/preempt.rs", "unregister_m", "M exit on g0"),
     (
         "sched/preempt.rs",
+        "enter_section",
+        "inlined only into #[inline(never)] callers: NoPreempt, and NoPreemptHere in \
+         with_m/try_with_m (checked below)",
+    ),
+    ("sched/preempt.rs", "leave_section", "as enter_section"),
+    (
+        "sched/preempt.rs",
         "on_signal",
         "the signal handler: runs on the interrupted thread and never switches goroutines",
     ),
@@ -132,8 +139,14 @@ fn runtime_thread_locals_are_read_only_in_inline_never_functions() {
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
-            let attrs = lines[fl.saturating_sub(8)..fl]
+            // The attributes and doc comments directly above the `fn`.
+            let attrs = lines[..fl]
                 .iter()
+                .rev()
+                .take_while(|l| {
+                    let t = l.trim_start();
+                    t.starts_with("#[") || t.starts_with("//")
+                })
                 .any(|l| l.contains("#[inline(never)]"));
             let allowed = ALLOWED
                 .iter()
@@ -150,5 +163,43 @@ fn runtime_thread_locals_are_read_only_in_inline_never_functions() {
         checked >= 10,
         "the scan found only {checked} accesses: is it broken?"
     );
+    // `NoPreemptHere` inlines its thread-local accesses: only the two
+    // non-switching `#[inline(never)]` functions of m.rs may use it.
+    let mut all = Vec::new();
+    rs_files(&root, &mut all);
+    let mut users = 0;
+    for f in all {
+        let src = std::fs::read_to_string(&f).unwrap();
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let n = src.matches("NoPreemptHere::new()").count();
+        if rel == "sched/preempt.rs" || n == 0 {
+            continue;
+        }
+        if rel != "sched/m.rs" {
+            bad.push(format!(
+                "{rel}: uses NoPreemptHere (only with_m/try_with_m may)"
+            ));
+        }
+        users += n;
+    }
+    let m = std::fs::read_to_string(root.join("sched/m.rs")).unwrap();
+    for fname in ["fn with_m<", "fn try_with_m<"] {
+        let at = m.find(fname).expect("with_m in m.rs");
+        let head = &m[at.saturating_sub(120)..at];
+        let body = &m[at..(at + 300).min(m.len())];
+        assert!(
+            head.contains("#[inline(never)]"),
+            "{fname} lost #[inline(never)]"
+        );
+        assert!(
+            body.contains("NoPreemptHere::new()"),
+            "{fname} should use NoPreemptHere"
+        );
+    }
+    assert_eq!(users, 2, "NoPreemptHere is used outside with_m/try_with_m");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

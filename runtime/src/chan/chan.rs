@@ -71,7 +71,11 @@ fn next_op_id() -> u64 {
 #[inline(never)]
 fn pool_take() -> Option<(Arc<Op>, bool)> {
     OP_POOL.with_borrow_mut(|pool| {
-        let mine = pool.iter().position(|o| o.waiter.is_current());
+        if pool.is_empty() {
+            return None;
+        }
+        let me = crate::sched::g::current_ptr();
+        let mine = pool.iter().position(|o| o.waiter.names(me));
         match mine {
             Some(i) => Some((pool.swap_remove(i), true)),
             None => pool.pop().map(|o| (o, false)),

@@ -261,12 +261,12 @@ impl GHandle {
         self.g.timer_fired.store(when, Ordering::Release);
     }
 
-    /// Whether this handle names the running goroutine (this G, this
-    /// generation): a waker that already holds one need not make another.
-    #[inline(never)] // reads `CURRENT_G`: see `with_current`
-    pub(crate) fn is_current(&self) -> bool {
-        std::ptr::eq(CURRENT_G.with(Cell::get), Arc::as_ptr(&self.g))
-            && generation(self.g.park.load()) == self.gen_
+    /// Whether this handle names the live goroutine of G `g` (this G, this
+    /// generation; `g` from [`current_ptr`], read once by a caller that
+    /// checks several handles): a waker that already holds one need not
+    /// make another.
+    pub(crate) fn names(&self, g: *const G) -> bool {
+        std::ptr::eq(g, Arc::as_ptr(&self.g)) && generation(self.g.park.load()) == self.gen_
     }
 }
 
@@ -311,6 +311,13 @@ pub(crate) fn with_current_locals<R>(f: impl FnOnce(&crate::glocal::Locals) -> R
 }
 
 /// The running goroutine's id, or 0 on a plain thread / g0.
+/// The running goroutine's G (null on g0 or a plain thread), for
+/// [`GHandle::names`]; only compared, never dereferenced.
+#[inline(never)]
+pub(crate) fn current_ptr() -> *const G {
+    CURRENT_G.with(Cell::get)
+}
+
 #[inline(never)]
 pub(crate) fn current_goid() -> u64 {
     CURRENT_GOID.with(Cell::get)

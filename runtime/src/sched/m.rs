@@ -21,7 +21,7 @@
 #![deny(unsafe_code)] // one exception: `MLocal::split` (the P slot)
 
 use super::g::{self, GRef};
-use super::preempt::{self, M_IDLE, M_LOST, M_RELEASED, M_RUN, M_SYSCALL, NoPreempt};
+use super::preempt::{self, M_IDLE, M_LOST, M_RELEASED, M_RUN, M_SYSCALL, NoPreemptHere};
 use super::{Handoff, MShared, P, Sched, lock_ok};
 use crate::coro::{Goroutine, Reason, overflow};
 use std::cell::RefCell;
@@ -96,14 +96,14 @@ thread_local! {
 /// `f` must not suspend and must not call `with_m` again.
 #[inline(never)]
 pub(crate) fn with_m<R>(f: impl FnOnce(&mut MLocal) -> R) -> R {
-    let _np = NoPreempt::new();
+    let _np = NoPreemptHere::new();
     MLOCAL.with(|m| f(m.borrow_mut().as_mut().expect("gort: not on an M")))
 }
 
 /// Like [`with_m`], but `None` on threads that are not Ms.
 #[inline(never)]
 pub(crate) fn try_with_m<R>(f: impl FnOnce(&mut MLocal) -> R) -> Option<R> {
-    let _np = NoPreempt::new();
+    let _np = NoPreemptHere::new();
     MLOCAL.with(|m| m.borrow_mut().as_mut().map(f))
 }
 

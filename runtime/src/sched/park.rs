@@ -31,11 +31,12 @@ impl Waiter {
         }
     }
 
-    /// Whether this waiter is the calling goroutine (always `false` for
-    /// plain threads: only goroutines reuse waiters).
-    pub(crate) fn is_current(&self) -> bool {
+    /// Whether this waiter is the goroutine of G `g` (a pointer the caller
+    /// read once with `g::current_ptr`; always `false` for plain threads:
+    /// only goroutines reuse waiters).
+    pub(crate) fn names(&self, g: *const super::G) -> bool {
         match self {
-            Waiter::Goroutine(h) => h.is_current(),
+            Waiter::Goroutine(h) => h.names(g),
             Waiter::Thread(_) => false,
         }
     }

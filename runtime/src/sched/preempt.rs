@@ -162,10 +162,7 @@ impl NoPreempt {
     // caller may park between two sections (`netpoll`'s waits do).
     #[inline(never)]
     pub(crate) fn new() -> NoPreempt {
-        SIG.with(|s| s.locks.set(s.locks.get() + 1));
-        // The section's accesses may not move above the increment (the
-        // handler runs on this thread: a compiler fence is enough).
-        compiler_fence(Ordering::SeqCst);
+        enter_section();
         NoPreempt(())
     }
 }
@@ -173,20 +170,59 @@ impl NoPreempt {
 impl Drop for NoPreempt {
     #[inline(never)] // a thread-local accessor (see `preempt_requested`)
     fn drop(&mut self) {
+        leave_section();
+    }
+}
+
+/// [`NoPreempt`] with its thread-local accesses inlined, for the two
+/// callers that are themselves `#[inline(never)]` and never switch
+/// goroutines: `m::with_m` and `m::try_with_m` (checked by
+/// `tests/tls_accessors.rs`). Every channel operation and every wake-up
+/// goes through them; the two calls of a plain `NoPreempt` cost ~3 % of a
+/// rendezvous.
+#[derive(Debug)]
+pub(crate) struct NoPreemptHere(());
+
+impl NoPreemptHere {
+    #[inline(always)]
+    pub(crate) fn new() -> NoPreemptHere {
+        enter_section();
+        NoPreemptHere(())
+    }
+}
+
+impl Drop for NoPreemptHere {
+    #[inline(always)]
+    fn drop(&mut self) {
+        leave_section();
+    }
+}
+
+/// Only inlined into `#[inline(never)]` functions (see [`NoPreemptHere`]).
+#[inline(always)]
+fn enter_section() {
+    SIG.with(|s| s.locks.set(s.locks.get() + 1));
+    // The section's accesses may not move above the increment (the
+    // handler runs on this thread: a compiler fence is enough).
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// Only inlined into `#[inline(never)]` functions (see [`NoPreemptHere`]).
+#[inline(always)]
+fn leave_section() {
+    compiler_fence(Ordering::SeqCst);
+    let redo = SIG.with(|s| {
+        let n = s.locks.get() - 1;
+        s.locks.set(n);
         compiler_fence(Ordering::SeqCst);
-        let redo = SIG.with(|s| {
-            let n = s.locks.get() - 1;
-            s.locks.set(n);
-            compiler_fence(Ordering::SeqCst);
-            if n == 0 && s.deferred.get() != 0 {
-                s.deferred.replace(0)
-            } else {
-                0
-            }
-        });
-        if redo & REQ_STOP != 0 {
-            raise_self(REQ_STOP);
+        if n == 0 && s.deferred.get() != 0 {
+            s.deferred.replace(0)
+        } else {
+            0
         }
+    });
+    if redo & REQ_STOP != 0 {
+        raise_self(REQ_STOP);
     }
 }
 
