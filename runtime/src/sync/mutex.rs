@@ -213,8 +213,9 @@ impl<T: ?Sized> Mutex<T> {
     /// Acquires the mutex, parking the goroutine (or blocking the thread)
     /// until it is available.
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        // A safe point (Go's `Lock` is a call with a prologue check).
-        crate::sched::park::preempt_check();
+        // No safe point on the fast path: Go's `Lock` fast path is inlined
+        // into its caller (the slow path is outlined so that it can be),
+        // so it has no prologue check either; `lock_slow` has one.
         self.lock_state();
         self.guard()
     }
@@ -273,6 +274,8 @@ impl<T: ?Sized> Mutex<T> {
 
     #[cold]
     fn lock_slow(&self) {
+        // A safe point (Go: `lockSlow` is a call with a prologue check).
+        crate::sched::park::preempt_check();
         let mut since: Option<Instant> = None;
         loop {
             // Barge while the lock is free (never in starvation mode: then
