@@ -252,7 +252,8 @@ fn timers_and_tickers_on_plain_threads() {
         assert!(b > a);
         k.stop();
         assert_eq!(k.receiver().try_recv(), Err(TryRecvError::Empty));
-        // A plain thread while a runtime runs: the helper is a goroutine.
+        // A plain thread while a runtime runs: the helper is a thread too
+        // (see `plain_thread_timers_outlive_a_runtime_that_stops`).
         rt(2).run(|| {
             std::thread::scope(|sc| {
                 sc.spawn(|| {
@@ -458,4 +459,37 @@ fn many_timers_some_stopped() {
             assert_eq!((fired, stopped), (2_500, 2_500));
         }
     });
+}
+
+/// A timer, a ticker and an `after` made on a plain thread while a runtime
+/// runs keep working after that runtime stops: their helpers are threads,
+/// not goroutines of the runtime (which would be abandoned at its stop,
+/// leaving the thread waiting forever).
+#[test]
+fn plain_thread_timers_outlive_a_runtime_that_stops() {
+    watchdog(
+        "plain_thread_timers_outlive_a_runtime_that_stops",
+        30,
+        || {
+            let (running_tx, running_rx) = std::sync::mpsc::channel::<()>();
+            let (made_tx, made_rx) = std::sync::mpsc::channel::<()>();
+            let user = std::thread::spawn(move || {
+                running_rx.recv().unwrap();
+                let t = Timer::new(Duration::from_millis(50));
+                let k = Ticker::new(Duration::from_millis(20));
+                let a = gort::chan::after(Duration::from_millis(50));
+                made_tx.send(()).unwrap();
+                // The runtime stops about now, long before the deadlines.
+                assert!(t.receiver().recv().is_ok());
+                assert!(k.receiver().recv().is_ok());
+                assert!(a.recv().is_ok());
+            });
+            rt(2).run(move || {
+                running_tx.send(()).unwrap();
+                // Blocks this M until the timers exist (sysmon hands the P on).
+                made_rx.recv().unwrap();
+            });
+            user.join().unwrap();
+        },
+    );
 }

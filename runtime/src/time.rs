@@ -13,7 +13,7 @@
 //!   stopped), the ticker `period`, whether a **helper** runs, and the
 //!   helper's parking slot (`sleeper`: its `Waiter` and the instant it
 //!   sleeps until).
-//! - The **helper** is a goroutine (a thread when no runtime runs) that
+//! - The **helper** is a goroutine (a thread when made off a goroutine) that
 //!   sleeps on the runtime timer (`park_current_until`) until `when`, sends
 //!   the value and exits once the timer is stopped or has fired. At most
 //!   one helper per timer runs at a time (`State::helper`).
@@ -218,9 +218,15 @@ fn next_tick(when: Instant, period: Duration, now: Instant) -> Instant {
     when + Duration::from_nanos(u64::try_from(step).unwrap_or(u64::MAX))
 }
 
-/// Runs `f` in a goroutine, or in a thread when no runtime is running.
-fn spawn_helper(f: impl FnOnce() + Send + 'static) {
-    if crate::runtime::is_running() {
+/// Runs `f` in a goroutine when called from one, else in a thread. A timer
+/// made on a plain thread must not depend on a runtime that happens to be
+/// running: its helper goroutine would be abandoned when that runtime
+/// stops, and the thread would wait for the value forever (found by
+/// `timers_and_tickers_on_plain_threads` hanging when another test's
+/// runtime was running as it made its "no runtime" timers). Also the
+/// helper of `chan::after`/`at`/`tick`.
+pub(crate) fn spawn_helper(f: impl FnOnce() + Send + 'static) {
+    if crate::coro::on_goroutine() {
         drop(crate::spawn::go(f));
     } else {
         std::thread::spawn(f);
@@ -235,7 +241,8 @@ fn spawn_helper(f: impl FnOnce() + Send + 'static) {
 /// (the channel behaves as Go 1.23's unbuffered timer channel). Dropping
 /// the `Timer` stops it. Waiting parks the goroutine (a plain thread
 /// blocks); the deadline is served by a helper goroutine sleeping on the
-/// runtime timer.
+/// runtime timer (a helper thread for a timer made on a plain thread, so
+/// that it does not die with a runtime that stops).
 ///
 /// The receiver is reached through a method rather than a public field (Go's
 /// `t.C`) so it cannot be replaced or moved out of the timer, which keeps

@@ -1,5 +1,5 @@
 //! Timer channels: [`after`], [`at`] and [`tick`] (Go's `time.After`,
-//! `time.Tick`). A helper goroutine (or, outside a runtime, a thread)
+//! `time.Tick`). A helper goroutine (or, made off a goroutine, a thread)
 //! sleeps on the runtime timer and sends the time; the channel is made like
 //! [`never`](super::never)'s, so it never reports disconnection once the
 //! helper is done (Go's timer channels are never closed).
@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 fn timer_chan() -> (Sender<Instant>, Receiver<Instant>) {
     let c = Chan::new(1, false, 1, true);
     (Sender { chan: c.clone() }, Receiver { chan: c })
-}
-
-fn spawn_helper(f: impl FnOnce() + Send + 'static) {
-    if crate::runtime::is_running() {
-        drop(crate::spawn::go(f));
-    } else {
-        std::thread::spawn(f);
-    }
 }
 
 /// A receiver that delivers the current time once, after `duration`.
@@ -36,7 +28,7 @@ pub fn after(duration: Duration) -> Receiver<Instant> {
 /// A receiver that delivers the current time once, at `when`.
 pub fn at(when: Instant) -> Receiver<Instant> {
     let (s, r) = timer_chan();
-    spawn_helper(move || {
+    crate::time::spawn_helper(move || {
         crate::time::sleep_until(when);
         let _ = s.try_send(Instant::now());
     });
@@ -53,7 +45,7 @@ pub fn at(when: Instant) -> Receiver<Instant> {
 pub fn tick(duration: Duration) -> Receiver<Instant> {
     assert!(!duration.is_zero(), "gort: chan: tick with a zero duration");
     let (s, r) = timer_chan();
-    spawn_helper(move || {
+    crate::time::spawn_helper(move || {
         let mut next = Instant::now() + duration;
         loop {
             crate::time::sleep_until(next);

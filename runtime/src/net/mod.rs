@@ -99,9 +99,11 @@ impl NetFd {
         }
     }
 
-    /// Waits for readiness (the poller inside a runtime, `poll(2)` outside).
+    /// Waits for readiness: a goroutine parks on the poller, a plain thread
+    /// uses `poll(2)` (even while some runtime runs: that runtime may stop
+    /// and nobody would poll for the thread any more).
     pub(crate) fn wait(&self, read: bool, deadline: Option<Instant>) -> io::Result<()> {
-        if !crate::runtime::is_running() {
+        if !crate::coro::on_goroutine() {
             return poll_fd(self.sock.as_raw_fd(), read, deadline);
         }
         if read {
