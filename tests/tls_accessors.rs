@@ -82,18 +82,21 @@ fn tls_names(src: &str) -> Vec<String> {
 #[test]
 fn runtime_thread_locals_are_read_only_in_inline_never_functions() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime/src");
-    let mut files = Vec::new();
-    rs_files(&root, &mut files);
+    let mut paths = Vec::new();
+    rs_files(&root, &mut paths);
+    // (path relative to runtime/src, source)
+    let files: Vec<(String, String)> = paths
+        .iter()
+        .map(|f| {
+            let rel = f.strip_prefix(&root).unwrap().to_string_lossy();
+            (rel.replace('\\', "/"), std::fs::read_to_string(f).unwrap())
+        })
+        .collect();
     let mut bad = Vec::new();
     let mut checked = 0;
-    for f in files {
-        let src = std::fs::read_to_string(&f).unwrap();
-        let rel = f
-            .strip_prefix(&root)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        let names = tls_names(&src);
+    for (rel, src) in &files {
+        let rel = rel.as_str();
+        let names = tls_names(src);
         if names.is_empty() {
             continue;
         }
@@ -165,16 +168,8 @@ fn runtime_thread_locals_are_read_only_in_inline_never_functions() {
     );
     // `NoPreemptHere` inlines its thread-local accesses: only the two
     // non-switching `#[inline(never)]` functions of m.rs may use it.
-    let mut all = Vec::new();
-    rs_files(&root, &mut all);
     let mut users = 0;
-    for f in all {
-        let src = std::fs::read_to_string(&f).unwrap();
-        let rel = f
-            .strip_prefix(&root)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
+    for (rel, src) in &files {
         let n = src.matches("NoPreemptHere::new()").count();
         if rel == "sched/preempt.rs" || n == 0 {
             continue;
