@@ -136,6 +136,17 @@ impl ParkWord {
             let (next, r) = match state(w) {
                 PARKED => (RUNNABLE, Unpark::Readied),
                 RUNNABLE | PARKING => (NOTIFIED, Unpark::Recorded),
+                // A wake-up is already pending, maybe a stale one that the
+                // goroutine is consuming right now to re-check its
+                // condition. Rewrite the word anyway (an RMW, not just the
+                // load above): the consuming CAS then reads our write and
+                // acquires our caller's condition store. With the load
+                // alone, that store could still sit in this CPU's store
+                // buffer when the goroutine re-checks, and it parked for
+                // good (`loom_stale_notification_does_not_hide_a_wake_up`;
+                // found as channel operations parked with their result
+                // already delivered).
+                NOTIFIED => (NOTIFIED, Unpark::Nothing),
                 _ => return Unpark::Nothing,
             };
             if self
@@ -304,6 +315,49 @@ mod loom_tests {
             assert!(
                 p.commit(),
                 "the new goroutine's park is never cancelled by a stale handle"
+            );
+        });
+    }
+
+    /// The waker's side of every wait loop is "set the condition, then
+    /// unpark"; the goroutine's is "check the condition, then park". With a
+    /// stale wake-up already pending (`NOTIFIED`: a waker whose goroutine
+    /// had already seen its condition and moved on), the goroutine's next
+    /// `begin_park` consumes that stale notification and re-checks the
+    /// condition; the second waker must not then return having done only a
+    /// *load* of the word, or its condition store may still be invisible to
+    /// that re-check (store→load reordering: the store-buffering litmus
+    /// test) and the goroutine parks for good. In every interleaving the
+    /// goroutine must end up seeing the condition or being readied.
+    #[test]
+    fn loom_stale_notification_does_not_hide_a_wake_up() {
+        loom::model(|| {
+            let p = Arc::new(ParkWord::new());
+            p.reset();
+            let g = generation(p.load());
+            // The stale wake-up, already delivered.
+            assert_eq!(p.unpark(g), Unpark::Recorded);
+            let cond = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let (p2, c2) = (p.clone(), cond.clone());
+            let waker = loom::thread::spawn(move || {
+                c2.store(true, Ordering::Release);
+                p2.unpark(g) == Unpark::Readied
+            });
+            // The goroutine's wait loop, with its M's commit.
+            let mut parked = false;
+            for _ in 0..3 {
+                if cond.load(Ordering::Acquire) {
+                    break;
+                }
+                if p.begin_park() && p.commit() {
+                    parked = true;
+                    break;
+                }
+            }
+            let readied = waker.join().unwrap();
+            assert!(
+                !parked || readied,
+                "the goroutine parked after the condition was set and nobody readied it"
             );
         });
     }
