@@ -310,7 +310,6 @@ pub(crate) fn with_current_locals<R>(f: impl FnOnce(&crate::glocal::Locals) -> R
     with_current(|g| f(&g.locals))
 }
 
-/// The running goroutine's id, or 0 on a plain thread / g0.
 /// The running goroutine's G (null on g0 or a plain thread), for
 /// [`GHandle::names`]; only compared, never dereferenced.
 #[inline(never)]
@@ -318,6 +317,7 @@ pub(crate) fn current_ptr() -> *const G {
     CURRENT_G.with(Cell::get)
 }
 
+/// The running goroutine's id, or 0 on a plain thread / g0.
 #[inline(never)]
 pub(crate) fn current_goid() -> u64 {
     CURRENT_GOID.with(Cell::get)
