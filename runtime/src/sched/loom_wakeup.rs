@@ -95,22 +95,7 @@ fn handoff(s: &Model, recheck: bool) -> bool {
 }
 
 fn check_handoff(recheck: bool) {
-    loom::model(move || {
-        let s = Arc::new(Model {
-            queued: AtomicUsize::new(0),
-            npidle: AtomicUsize::new(0),
-            nmspinning: AtomicUsize::new(0),
-            lock: Mutex::new(0),
-        });
-        let s2 = s.clone();
-        let h = loom::thread::spawn(move || handoff(&s2, recheck));
-        let started = submit(&s);
-        let handed = h.join().unwrap();
-        assert!(
-            started || handed,
-            "work queued while sysmon idled the last P, and nobody woke"
-        );
-    });
+    race(0, move |s| handoff(s, recheck), "sysmon idled the last P");
 }
 
 #[test]
@@ -126,21 +111,33 @@ fn loom_wakeup_handoffp_without_recheck_strands_work() {
 }
 
 fn check(spinning: bool) {
+    race(
+        usize::from(spinning),
+        move |s| go_idle(s, spinning),
+        "the only M went idle",
+    );
+}
+
+/// A goroutine queued (`submit`) against `other` on another thread (an M
+/// going idle, or `handoffp`), from `nmspinning` spinning Ms: in every
+/// interleaving somebody gets the work run.
+fn race(
+    nmspinning: usize,
+    other: impl Fn(&Model) -> bool + Copy + Send + Sync + 'static,
+    what: &'static str,
+) {
     loom::model(move || {
         let s = Arc::new(Model {
             queued: AtomicUsize::new(0),
             npidle: AtomicUsize::new(0),
-            nmspinning: AtomicUsize::new(usize::from(spinning)),
+            nmspinning: AtomicUsize::new(nmspinning),
             lock: Mutex::new(0),
         });
         let s2 = s.clone();
-        let m = loom::thread::spawn(move || go_idle(&s2, spinning));
+        let t = loom::thread::spawn(move || other(&s2));
         let started = submit(&s);
-        let resumed = m.join().unwrap();
-        assert!(
-            started || resumed,
-            "work queued while the only M went idle, and nobody woke"
-        );
+        let ran = t.join().unwrap();
+        assert!(started || ran, "work queued while {what}, and nobody woke");
     });
 }
 

@@ -235,6 +235,15 @@ mod loom_tests {
     use loom::sync::Arc;
     use loom::sync::atomic::AtomicUsize;
 
+    /// A park word with a goroutine running in it, and that goroutine's
+    /// generation.
+    fn running() -> (Arc<ParkWord>, u32) {
+        let p = Arc::new(ParkWord::new());
+        p.reset();
+        let g = generation(p.load());
+        (p, g)
+    }
+
     /// One goroutine parks while another thread unparks it: in every
     /// interleaving the goroutine ends up running exactly once more —
     /// either `begin_park`/`commit` saw the wake-up, or the unparker got the
@@ -242,9 +251,7 @@ mod loom_tests {
     #[test]
     fn loom_park_unpark_exactly_once() {
         loom::model(|| {
-            let p = Arc::new(ParkWord::new());
-            p.reset();
-            let g = generation(p.load());
+            let (p, g) = running();
             let resumed = Arc::new(AtomicUsize::new(0));
             let (p2, r2) = (p.clone(), resumed.clone());
             let waker = loom::thread::spawn(move || {
@@ -265,9 +272,7 @@ mod loom_tests {
     #[test]
     fn loom_two_wakers_one_token() {
         loom::model(|| {
-            let p = Arc::new(ParkWord::new());
-            p.reset();
-            let g = generation(p.load());
+            let (p, g) = running();
             assert!(p.begin_park());
             assert!(p.commit());
             let readied = Arc::new(AtomicUsize::new(0));
@@ -293,9 +298,7 @@ mod loom_tests {
     #[test]
     fn loom_stale_generation() {
         loom::model(|| {
-            let p = Arc::new(ParkWord::new());
-            p.reset();
-            let old = generation(p.load());
+            let (p, old) = running();
             let p2 = p.clone();
             let t = loom::thread::spawn(move || p2.unpark(old));
             p.set_idle();
@@ -332,9 +335,7 @@ mod loom_tests {
     #[test]
     fn loom_stale_notification_does_not_hide_a_wake_up() {
         loom::model(|| {
-            let p = Arc::new(ParkWord::new());
-            p.reset();
-            let g = generation(p.load());
+            let (p, g) = running();
             // The stale wake-up, already delivered.
             assert_eq!(p.unpark(g), Unpark::Recorded);
             let cond = Arc::new(loom::sync::atomic::AtomicBool::new(false));
