@@ -539,6 +539,183 @@ fn case_chan(procs: usize, msgs: u64, reps: usize) {
     });
 }
 
+/// Go's four `select` benchmarks from `runtime/chan_test.go`, in the
+/// shape of `b.RunParallel`: `procs` workers (one per P), `ops / procs`
+/// iterations each; ns per iteration (wall time / total iterations).
+///
+/// - `uncontended` (`BenchmarkSelectUncontended`): each worker owns two
+///   capacity-1 channels and bounces one value between them by `select`;
+/// - `sync_contended` (`BenchmarkSelectSyncContended`): three shared
+///   rendezvous channels; each worker has a helper goroutine that selects
+///   on sending to any of them (or a `done` receive), and selects on
+///   receiving from any of them;
+/// - `async_contended` (`BenchmarkSelectAsyncContended`): two shared
+///   channels of capacity `procs`, bounced between as in `uncontended`;
+/// - `nonblock` (`BenchmarkSelectNonblock`): four `select`s with a
+///   `default` each, on empty/full shared channels.
+fn select_run(shape: &str, procs: u64, ops: u64) -> f64 {
+    use gort::chan::{Receiver, Sender, bounded, select};
+    let per = ops / procs;
+    // One value bounced between c1 and c2 by select; `n` rounds.
+    fn bounce(c1: &(Sender<u64>, Receiver<u64>), c2: &(Sender<u64>, Receiver<u64>), n: u64) {
+        for _ in 0..n {
+            select! {
+                recv(c1.1) -> v => c2.0.send(v.unwrap()).unwrap(),
+                recv(c2.1) -> v => c1.0.send(v.unwrap()).unwrap(),
+            }
+        }
+    }
+    let t0;
+    match shape {
+        "uncontended" => {
+            t0 = Instant::now();
+            let hs: Vec<_> = (0..procs)
+                .map(|_| {
+                    gort::go(move || {
+                        let (c1, c2) = (bounded::<u64>(1), bounded::<u64>(1));
+                        c1.0.send(0).unwrap();
+                        bounce(&c1, &c2, per);
+                        c1.1.len() + c2.1.len()
+                    })
+                })
+                .collect();
+            for h in hs {
+                check(h.join().unwrap() == 1, "select uncontended: one value");
+            }
+        }
+        "async_contended" => {
+            let c1 = Arc::new(bounded::<u64>(procs as usize));
+            let c2 = Arc::new(bounded::<u64>(procs as usize));
+            t0 = Instant::now();
+            let hs: Vec<_> = (0..procs)
+                .map(|_| {
+                    let (c1, c2) = (c1.clone(), c2.clone());
+                    gort::go(move || {
+                        c1.0.send(0).unwrap();
+                        bounce(&c1, &c2, per);
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.join().unwrap();
+            }
+            check(
+                c1.1.len() + c2.1.len() == procs as usize,
+                "select async_contended: procs values",
+            );
+        }
+        "sync_contended" => {
+            let cs: Arc<[(Sender<u64>, Receiver<u64>); 3]> =
+                Arc::new([bounded(0), bounded(0), bounded(0)]);
+            let (done_tx, done_rx) = bounded::<()>(0);
+            t0 = Instant::now();
+            let helpers: Vec<_> = (0..procs)
+                .map(|_| {
+                    let (cs, done) = (cs.clone(), done_rx.clone());
+                    gort::go(move || {
+                        let mut sent = 0u64;
+                        loop {
+                            select! {
+                                send(cs[0].0, 0) -> r => { r.unwrap(); sent += 1 },
+                                send(cs[1].0, 0) -> r => { r.unwrap(); sent += 1 },
+                                send(cs[2].0, 0) -> r => { r.unwrap(); sent += 1 },
+                                recv(done) -> _ => return sent,
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let ws: Vec<_> = (0..procs)
+                .map(|_| {
+                    let cs = cs.clone();
+                    gort::go(move || {
+                        for _ in 0..per {
+                            select! {
+                                recv(cs[0].1) -> v => { v.unwrap(); },
+                                recv(cs[1].1) -> v => { v.unwrap(); },
+                                recv(cs[2].1) -> v => { v.unwrap(); },
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for h in ws {
+                h.join().unwrap();
+            }
+            let el = t0.elapsed().as_nanos() as f64;
+            drop(done_tx);
+            let sent: u64 = helpers.into_iter().map(|h| h.join().unwrap()).sum();
+            check(
+                sent == per * procs,
+                "select sync_contended: every send received",
+            );
+            return el / (per * procs) as f64;
+        }
+        "nonblock" => {
+            let c1 = Arc::new(bounded::<u64>(0));
+            let c2 = Arc::new(bounded::<u64>(0));
+            let c3 = Arc::new(bounded::<u64>(1));
+            let c4 = Arc::new(bounded::<u64>(1));
+            c4.0.send(0).unwrap();
+            t0 = Instant::now();
+            let hs: Vec<_> = (0..procs)
+                .map(|_| {
+                    let (c1, c2, c3, c4) = (c1.clone(), c2.clone(), c3.clone(), c4.clone());
+                    gort::go(move || {
+                        let mut defaults = 0u64;
+                        for _ in 0..per {
+                            select! { recv(c1.1) -> _ => {}, default => defaults += 1 }
+                            select! { send(c2.0, 0) -> _ => {}, default => defaults += 1 }
+                            select! { recv(c3.1) -> _ => {}, default => defaults += 1 }
+                            select! { send(c4.0, 0) -> _ => {}, default => defaults += 1 }
+                        }
+                        defaults
+                    })
+                })
+                .collect();
+            let defaults: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+            check(
+                defaults == 4 * per * procs,
+                "select nonblock: every case took default",
+            );
+        }
+        other => panic!(
+            "unknown select shape {other} (uncontended, sync_contended, async_contended, nonblock)"
+        ),
+    }
+    t0.elapsed().as_nanos() as f64 / (per * procs) as f64
+}
+
+fn case_select(procs: usize, shapes: &str, ops: u64, reps: usize) {
+    rt(procs).run(|| {
+        let shapes: Vec<&str> = if shapes == "all" {
+            vec![
+                "uncontended",
+                "sync_contended",
+                "async_contended",
+                "nonblock",
+            ]
+        } else {
+            shapes.split(',').collect()
+        };
+        for shape in shapes {
+            select_run(shape, procs as u64, ops / 10);
+            let xs: Vec<f64> = (0..reps)
+                .map(|_| select_run(shape, procs as u64, ops))
+                .collect();
+            println!(
+                "# select {shape} procs={procs} reps (ns/op): {}",
+                fmt_xs(&xs)
+            );
+            result(
+                &format!("select_ns_per_op[shape={shape},procs={procs}]"),
+                median(&xs),
+                "ns",
+            );
+        }
+    });
+}
+
 /// Go's `cmd/mutex`: `g` goroutines each do `lock; counter += 1; unlock`,
 /// `ops` in total; ns per operation.
 fn mutex_run(g: u64, ops: u64) -> f64 {
@@ -862,6 +1039,12 @@ fn main() {
                 arg(&args, "--msgs", 2_000_000),
                 arg(&args, "--reps", 5),
             ),
+            "select" => case_select(
+                arg(&args, "--procs", 2),
+                &arg(&args, "--shape", "all".to_string()),
+                arg(&args, "--ops", 2_000_000),
+                arg(&args, "--reps", 5),
+            ),
             "mutex" => case_mutex(
                 arg(&args, "--g", 8),
                 arg(&args, "--ops", 10_000_000),
@@ -952,6 +1135,18 @@ fn main() {
                 "--procs".into(),
                 p.into(),
                 "--msgs".into(),
+                big("2000000", "20000"),
+            ],
+        ));
+    }
+    for p in ["1", "2"] {
+        cases.push((
+            format!("select procs={p}"),
+            vec![
+                "select".into(),
+                "--procs".into(),
+                p.into(),
+                "--ops".into(),
                 big("2000000", "20000"),
             ],
         ));

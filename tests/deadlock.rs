@@ -34,8 +34,14 @@ fn scenario(name: &str) {
                 let wg2 = wg.clone();
                 let _w = gort::go(move || wg2.wait());
                 let (_tx, rx) = gort::chan::bounded::<()>(1);
+                let (_tx2, rx2) = gort::chan::bounded::<()>(0);
+                // Two cases: a one-case `select!` is a plain receive, as in
+                // Go (whose traceback then says `[chan receive]`).
                 gort::go(move || {
-                    gort::chan::select! { recv(rx) -> _ => {} }
+                    gort::chan::select! {
+                        recv(rx) -> _ => {},
+                        recv(rx2) -> _ => {},
+                    }
                 });
                 drop(h.join());
                 drop(g);

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// `Op::selected` before anyone fired the operation.
@@ -193,31 +193,89 @@ pub(crate) enum Pending<T> {
     SendBuffer,
 }
 
+/// Fields in the order the hot paths touch them (`repr(C)` keeps it): the
+/// buffer and counts share the lock's cache line and the next; the rarely
+/// used `pending`/`watchers` come last.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct State<T> {
     pub(crate) buf: VecDeque<T>,
     /// Buffer slots promised to select senders that have not sent yet.
     pub(crate) reserved: usize,
+    pub(crate) senders: usize,
+    pub(crate) receivers: usize,
     pub(crate) sendq: VecDeque<Entry<T>>,
     pub(crate) recvq: VecDeque<Entry<T>>,
+    /// `never()`: no senders, yet never disconnected.
+    pub(crate) never: bool,
     pub(crate) pending: Vec<(u64, Pending<T>)>,
     /// `Select::ready` waiters: woken (all) on any change.
     pub(crate) watchers: Vec<Arc<Op>>,
-    pub(crate) senders: usize,
-    pub(crate) receivers: usize,
-    /// `never()`: no senders, yet never disconnected.
-    pub(crate) never: bool,
 }
 
-/// A channel (Go: `hchan`).
+/// A channel (Go: `hchan`). Aligned to a cache line, in this order
+/// (`repr(C)`): the hint, the immutable fields, the lock word and the
+/// state's first fields share the first line, and the `Arc` counts
+/// (before it) stay off it.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub(crate) struct Chan<T> {
+    /// Atomic, a summary of `locked` for lock-free "would block" checks
+    /// (Go's `empty(c)`/`full(c)` reads in `chanrecv`/`chansend` with
+    /// `block == false`): `RECV_MAYBE` and `SEND_MAYBE` bits, stored
+    /// (Relaxed) by every guard's drop, under the lock, from the state it
+    /// leaves. A clear bit means that operation would have blocked in the
+    /// state left by the latest critical section; a set bit only "maybe"
+    /// (stale queue entries), to be decided under the lock. Nothing but
+    /// that choice is read through it, so Relaxed suffices: a reader that
+    /// already synchronised with a critical section (through anything)
+    /// sees its store or a later one, by coherence.
+    hint: AtomicU8,
     /// Immutable: the capacity; `usize::MAX` for unbounded.
     pub(crate) cap: usize,
     /// Immutable: `cap` came from `unbounded()`.
     pub(crate) unbounded: bool,
-    /// Protected by: itself. Never held across a park.
-    pub(crate) state: Mutex<State<T>>,
+    /// Protected by: itself. Never held across a park. Locked only
+    /// through [`Chan::state`], whose guard keeps `hint` up to date.
+    locked: Mutex<State<T>>,
+}
+
+/// `Chan::hint`: a receive may not block (buffered values, a waiting
+/// sender, or disconnected).
+const RECV_MAYBE: u8 = 1;
+/// `Chan::hint`: a send may not block (room, a waiting receiver, or no
+/// receivers left).
+const SEND_MAYBE: u8 = 2;
+
+/// A locked channel: derefs to its [`State`]; on drop, stores the state's
+/// summary in `Chan::hint` before unlocking.
+pub(crate) struct Guard<'a, T> {
+    st: parking_lot::MutexGuard<'a, State<T>>,
+    hint: &'a AtomicU8,
+    cap: usize,
+}
+
+impl<T> std::ops::Deref for Guard<'_, T> {
+    type Target = State<T>;
+    fn deref(&self) -> &State<T> {
+        &self.st
+    }
+}
+
+impl<T> std::ops::DerefMut for Guard<'_, T> {
+    fn deref_mut(&mut self) -> &mut State<T> {
+        &mut self.st
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    fn drop(&mut self) {
+        // Still under the lock (the field `st` unlocks after this).
+        let h = self.st.hint(self.cap);
+        if self.hint.load(Ordering::Relaxed) != h {
+            self.hint.store(h, Ordering::Relaxed); // see `Chan::hint`
+        }
+    }
 }
 
 /// How a locked non-blocking receive went.
@@ -232,6 +290,19 @@ pub(crate) enum RecvTry<T> {
 impl<T> State<T> {
     pub(crate) fn disconnected(&self) -> bool {
         self.senders == 0 && !self.never
+    }
+
+    /// The `Chan::hint` bits for this state (conservative: a queued entry
+    /// may be stale).
+    fn hint(&self, cap: usize) -> u8 {
+        let mut h = 0;
+        if !self.buf.is_empty() || !self.sendq.is_empty() || self.disconnected() {
+            h |= RECV_MAYBE;
+        }
+        if self.receivers == 0 || self.buf.len() + self.reserved < cap || !self.recvq.is_empty() {
+            h |= SEND_MAYBE;
+        }
+        h
     }
 
     #[inline]
@@ -397,10 +468,11 @@ impl<T> State<T> {
 
 impl<T> Chan<T> {
     pub(crate) fn new(cap: usize, unbounded: bool, senders: usize, never: bool) -> Arc<Chan<T>> {
-        Arc::new(Chan {
+        let c = Arc::new(Chan {
             cap,
             unbounded,
-            state: Mutex::new(State {
+            hint: AtomicU8::new(0),
+            locked: Mutex::new(State {
                 buf: VecDeque::new(),
                 reserved: 0,
                 sendq: VecDeque::new(),
@@ -411,18 +483,39 @@ impl<T> Chan<T> {
                 receivers: 1,
                 never,
             }),
-        })
+        });
+        drop(c.state()); // sets the hint
+        c
+    }
+
+    /// Locks the channel.
+    #[inline]
+    pub(crate) fn state(&self) -> Guard<'_, T> {
+        Guard {
+            st: self.locked.lock(),
+            hint: &self.hint,
+            cap: self.cap,
+        }
+    }
+
+    /// Lock-free: a receive would block now (see `Chan::hint`). `false`
+    /// means only "maybe not": lock and look.
+    #[inline]
+    pub(crate) fn recv_would_block(&self) -> bool {
+        self.hint.load(Ordering::Relaxed) & RECV_MAYBE == 0 // see `Chan::hint`
+    }
+
+    /// Lock-free: a send would block now (see `Chan::hint`).
+    #[inline]
+    pub(crate) fn send_would_block(&self) -> bool {
+        self.hint.load(Ordering::Relaxed) & SEND_MAYBE == 0 // see `Chan::hint`
     }
 
     /// Waits for `op` (owned by a receiver) and takes its `Recv` result.
     /// Takes the value of `sender`, a select that committed to sending on
     /// this channel but has not supplied its value yet: pair with it under
     /// `st`, release the lock, and wait for the value (shortly).
-    fn recv_committed(
-        &self,
-        mut st: parking_lot::MutexGuard<'_, State<T>>,
-        sender: Entry<T>,
-    ) -> Result<T, RecvError> {
+    fn recv_committed(&self, mut st: Guard<'_, T>, sender: Entry<T>) -> Result<T, RecvError> {
         let me = Op::new(0);
         st.pair(
             sender,
@@ -441,7 +534,7 @@ impl<T> Chan<T> {
     pub(crate) fn wait_recv(&self, op: &Arc<Op>) -> Result<T, RecvError> {
         loop {
             op.wait(None, park::WaitReason::ChanReceive);
-            let mut st = self.state.lock();
+            let mut st = self.state();
             match st.take_pending(op.id) {
                 Some(Pending::Recv(Some(v))) => return Ok(v),
                 Some(Pending::Recv(None)) => return Err(RecvError),
@@ -456,7 +549,7 @@ impl<T> Chan<T> {
         crate::sched::park::preempt_check();
         let op;
         {
-            let mut st = self.state.lock();
+            let mut st = self.state();
             match st.try_send(v, self.cap, None) {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Disconnected(v)) => {
@@ -489,7 +582,7 @@ impl<T> Chan<T> {
     ) -> Result<(), SendTimeoutError<T>> {
         loop {
             let done = op.wait(deadline, park::WaitReason::ChanSend);
-            let mut st = self.state.lock();
+            let mut st = self.state();
             if !done && op.claim(ABORT) {
                 // Under the lock, so no claimer holds our entry: take it back.
                 let i = st.sendq.iter().position(|e| Arc::ptr_eq(&e.op, op));
@@ -515,7 +608,7 @@ impl<T> Chan<T> {
         crate::sched::park::preempt_check();
         let op;
         {
-            let mut st = self.state.lock();
+            let mut st = self.state();
             match st.try_recv(None) {
                 RecvTry::Got(v) => return Ok(v),
                 RecvTry::Disconnected => return Err(RecvTimeoutError::Disconnected),
@@ -541,7 +634,7 @@ impl<T> Chan<T> {
         }
         let done = op.wait(deadline, park::WaitReason::ChanReceive);
         if !done {
-            let mut st = self.state.lock();
+            let mut st = self.state();
             if op.claim(ABORT) {
                 st.remove_op(&op);
                 drop(st);
@@ -624,7 +717,7 @@ impl<T> std::fmt::Debug for Receiver<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        self.chan.state.lock().senders += 1;
+        self.chan.state().senders += 1;
         Sender {
             chan: self.chan.clone(),
         }
@@ -633,7 +726,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Clone for Receiver<T> {
     fn clone(&self) -> Self {
-        self.chan.state.lock().receivers += 1;
+        self.chan.state().receivers += 1;
         Receiver {
             chan: self.chan.clone(),
         }
@@ -642,7 +735,7 @@ impl<T> Clone for Receiver<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let mut st = self.chan.state.lock();
+        let mut st = self.chan.state();
         st.senders -= 1;
         if st.senders == 0 && !st.never {
             st.disconnect_senders();
@@ -652,7 +745,7 @@ impl<T> Drop for Sender<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let mut st = self.chan.state.lock();
+        let mut st = self.chan.state();
         st.receivers -= 1;
         if st.receivers == 0 {
             st.disconnect_receivers();
@@ -664,12 +757,12 @@ macro_rules! common_methods {
     () => {
         /// The number of buffered messages.
         pub fn len(&self) -> usize {
-            self.chan.state.lock().buf.len()
+            self.chan.state().buf.len()
         }
 
         /// Whether no message is buffered.
         pub fn is_empty(&self) -> bool {
-            self.chan.state.lock().buf.is_empty()
+            self.chan.state().buf.is_empty()
         }
 
         /// Whether the buffer is full (always true for a zero-capacity
@@ -678,7 +771,7 @@ macro_rules! common_methods {
             if self.chan.unbounded {
                 return false;
             }
-            let st = self.chan.state.lock();
+            let st = self.chan.state();
             st.buf.len() + st.reserved >= self.chan.cap
         }
 
@@ -690,7 +783,7 @@ macro_rules! common_methods {
         /// Whether the other side is gone (every receiver, for a
         /// `Sender`; every sender, for a `Receiver`).
         pub fn is_disconnected(&self) -> bool {
-            let st = self.chan.state.lock();
+            let st = self.chan.state();
             st.receivers == 0 || st.disconnected()
         }
 
@@ -713,7 +806,10 @@ impl<T> Sender<T> {
 
     /// Sends without blocking (Go: `select` with a `default` case).
     pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
-        self.chan.state.lock().try_send(msg, self.chan.cap, None)
+        if self.chan.send_would_block() {
+            return Err(TrySendError::Full(msg));
+        }
+        self.chan.state().try_send(msg, self.chan.cap, None)
     }
 
     /// Sends, waiting at most `timeout`.
@@ -738,7 +834,10 @@ impl<T> Receiver<T> {
 
     /// Receives without blocking.
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        let mut st = self.chan.state.lock();
+        if self.chan.recv_would_block() {
+            return Err(TryRecvError::Empty);
+        }
+        let mut st = self.chan.state();
         match st.try_recv(None) {
             RecvTry::Got(v) => Ok(v),
             RecvTry::Empty => Err(TryRecvError::Empty),

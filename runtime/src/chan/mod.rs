@@ -53,7 +53,7 @@ mod select;
 mod timer;
 
 pub use chan::{IntoIter, Iter, Receiver, Sender, TryIter, bounded, never, unbounded};
-pub use select::{Select, SelectedOperation};
+pub use select::{__Perm, Select, SelectedOperation};
 pub use timer::{after, at, tick};
 
 use std::fmt;
@@ -379,6 +379,76 @@ macro_rules! __gort_select {
         $crate::__gort_select!(@emit ($($c)*) ($($d)*))
     };
     // ---- emitting ----
+    // One receive case with `default`: a non-blocking receive, as Go
+    // compiles it (`selectnbrecv`); alone, a plain receive.
+    (@emit ([recv $id:ident ($r:expr) $p:pat, $b:tt]) (now $d:tt)) => {{
+        match $crate::chan::__try_recv_case(&$r) {
+            ::core::option::Option::Some(__res) => match __res {
+                $p => $b,
+            },
+            ::core::option::Option::None => $d,
+        }
+    }};
+    (@emit ([recv $id:ident ($r:expr) $p:pat, $b:tt]) ()) => {{
+        match $crate::chan::Receiver::recv(&$r) {
+            $p => $b,
+        }
+    }};
+    // Only receive cases: a typed first pass, each case tried once with
+    // `try_recv` in a random order (one lock per ready case, no op); if
+    // none is ready, `default`, or the general `Select` (which polls
+    // again, then registers and parks). Results go to per-case slots and
+    // the bodies run outside the loop, so a `break` in a body still means
+    // the caller's loop.
+    (@emit ($([recv $id:ident ($r:expr) $p:pat, $b:tt])+) ($($d:tt)*)) => {{
+        let mut __n = 0usize;
+        $(
+            let $id: &$crate::chan::Receiver<_> = &$r;
+            let mut $id = ($id, __n, ::core::option::Option::None);
+            __n += 1;
+        )+
+        for &__i in $crate::chan::__Perm::new(__n).order() {
+            let __i = usize::from(__i);
+            $(
+                if __i == $id.1 {
+                    $id.2 = $crate::chan::__try_recv_case($id.0);
+                    if $id.2.is_some() {
+                        break;
+                    }
+                    continue;
+                }
+            )+
+        }
+        $(
+            if let ::core::option::Option::Some(__res) = $id.2.take() {
+                match __res {
+                    $p => $b,
+                }
+            } else
+        )+
+        {
+            $crate::__gort_select!(@recvs_block ($([$id $p, $b])+) ($($d)*))
+        }
+    }};
+    (@recvs_block ($([$id:ident $p:pat, $b:tt])+) (now $d:tt)) => { $d };
+    (@recvs_block ($([$id:ident $p:pat, $b:tt])+) ($($d:tt)*)) => {{
+        let mut __sel = $crate::chan::Select::new();
+        $( __sel.recv($id.0); )+
+        let __oper = $crate::__gort_select!(@run __sel $($d)*);
+        match __oper {
+            ::core::option::Option::None => $crate::__gort_select!(@default $($d)*),
+            ::core::option::Option::Some(__oper) => {
+                let __i = __oper.index();
+                $( if __i == $id.1 {
+                    match __oper.recv($id.0) {
+                        $p => $b,
+                    }
+                } else )+ {
+                    ::core::unreachable!()
+                }
+            }
+        }
+    }};
     (@emit ($([$kind:ident $id:ident ($($args:tt)*) $p:pat, $b:tt])*) ($($d:tt)*)) => {{
         let mut __sel = $crate::chan::Select::new();
         $( $crate::__gort_select!(@add __sel $kind $id ($($args)*)); )*
@@ -422,3 +492,17 @@ macro_rules! __gort_select {
 }
 
 pub use crate::select;
+
+/// `select!`'s receive case, tried once: `Some` with the case's result
+/// when it is ready (a value, or `Err` once disconnected), `None` when it
+/// would block (decided lock-free when the channel's hint says so, as
+/// Go's `selectnbrecv`).
+#[doc(hidden)]
+#[inline]
+pub fn __try_recv_case<T>(r: &Receiver<T>) -> Option<Result<T, RecvError>> {
+    match r.try_recv() {
+        Ok(v) => Some(Ok(v)),
+        Err(TryRecvError::Disconnected) => Some(Err(RecvError)),
+        Err(TryRecvError::Empty) => None,
+    }
+}

@@ -8,6 +8,8 @@ use super::{
     TrySelectError,
 };
 use crate::sched::park;
+use smallvec::SmallVec;
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,31 +27,74 @@ enum Attempt {
     Restart,
 }
 
-/// One case, type-erased.
-trait Case {
+/// A channel's side of a select case, type-erased: implemented by
+/// `Chan<T>` for every `T`, so a case is a `&dyn Side` to the channel
+/// itself plus a direction (no allocation per case).
+trait Side {
     /// The channel's address (identity check in `SelectedOperation`).
     fn addr(&self) -> usize;
-    fn ready(&self) -> bool;
+    /// Lock-free: the operation would block now (`false`: maybe not).
+    fn would_block(&self, send: bool) -> bool;
+    fn ready(&self, send: bool) -> bool;
     /// Tries the case; with `register`, enqueues an entry when not ready.
-    fn attempt(&self, op: &Arc<Op>, case: usize, register: bool) -> Attempt;
+    fn attempt(&self, send: bool, op: &Arc<Op>, case: usize, register: bool) -> Attempt;
     /// Registers `op` as a readiness watcher unless ready (then `true`).
-    fn watch(&self, op: &Arc<Op>) -> bool;
+    fn watch(&self, send: bool, op: &Arc<Op>) -> bool;
     fn unregister(&self, op: &Arc<Op>);
 }
 
-struct SendCase<'a, T>(&'a Chan<T>);
-struct RecvCase<'a, T>(&'a Chan<T>);
-
-impl<T> Case for SendCase<'_, T> {
+impl<T> Side for Chan<T> {
     fn addr(&self) -> usize {
-        std::ptr::from_ref(self.0) as usize
+        std::ptr::from_ref(self) as usize
     }
-    fn ready(&self) -> bool {
-        self.0.state.lock().send_ready(self.0.cap, None)
+
+    fn would_block(&self, send: bool) -> bool {
+        if send {
+            self.send_would_block()
+        } else {
+            self.recv_would_block()
+        }
     }
-    fn attempt(&self, op: &Arc<Op>, case: usize, register: bool) -> Attempt {
-        let mut st = self.0.state.lock();
-        if st.send_ready(self.0.cap, Some(op)) {
+
+    fn ready(&self, send: bool) -> bool {
+        let st = self.state();
+        if send {
+            st.send_ready(self.cap, None)
+        } else {
+            st.recv_ready(None)
+        }
+    }
+
+    fn attempt(&self, send: bool, op: &Arc<Op>, case: usize, register: bool) -> Attempt {
+        if send {
+            self.attempt_send(op, case, register)
+        } else {
+            self.attempt_recv(op, case, register)
+        }
+    }
+
+    fn watch(&self, send: bool, op: &Arc<Op>) -> bool {
+        let mut st = self.state();
+        let ready = if send {
+            st.send_ready(self.cap, None)
+        } else {
+            st.recv_ready(None)
+        };
+        if !ready {
+            st.watchers.push(op.clone());
+        }
+        ready
+    }
+
+    fn unregister(&self, op: &Arc<Op>) {
+        self.state().remove_op(op);
+    }
+}
+
+impl<T> Chan<T> {
+    fn attempt_send(&self, op: &Arc<Op>, case: usize, register: bool) -> Attempt {
+        let mut st = self.state();
+        if st.send_ready(self.cap, Some(op)) {
             if !op.claim(case) {
                 return Attempt::Fired;
             }
@@ -57,7 +102,7 @@ impl<T> Case for SendCase<'_, T> {
                 Pending::SendFailed(None)
             } else if let Some(r) = State::claim(&mut st.recvq, Some(op)) {
                 Pending::SendTo(Box::new(r))
-            } else if st.buf.len() + st.reserved < self.0.cap {
+            } else if st.buf.len() + st.reserved < self.cap {
                 st.reserved += 1;
                 Pending::SendBuffer
             } else {
@@ -78,28 +123,9 @@ impl<T> Case for SendCase<'_, T> {
         }
         Attempt::NotReady
     }
-    fn watch(&self, op: &Arc<Op>) -> bool {
-        let mut st = self.0.state.lock();
-        if st.send_ready(self.0.cap, None) {
-            return true;
-        }
-        st.watchers.push(op.clone());
-        false
-    }
-    fn unregister(&self, op: &Arc<Op>) {
-        self.0.state.lock().remove_op(op);
-    }
-}
 
-impl<T> Case for RecvCase<'_, T> {
-    fn addr(&self) -> usize {
-        std::ptr::from_ref(self.0) as usize
-    }
-    fn ready(&self) -> bool {
-        self.0.state.lock().recv_ready(None)
-    }
-    fn attempt(&self, op: &Arc<Op>, case: usize, register: bool) -> Attempt {
-        let mut st = self.0.state.lock();
+    fn attempt_recv(&self, op: &Arc<Op>, case: usize, register: bool) -> Attempt {
+        let mut st = self.state();
         if st.recv_ready(Some(op)) {
             if !op.claim(case) {
                 return Attempt::Fired;
@@ -136,32 +162,55 @@ impl<T> Case for RecvCase<'_, T> {
         }
         Attempt::NotReady
     }
-    fn watch(&self, op: &Arc<Op>) -> bool {
-        let mut st = self.0.state.lock();
-        if st.recv_ready(None) {
-            return true;
-        }
-        st.watchers.push(op.clone());
-        false
-    }
-    fn unregister(&self, op: &Arc<Op>) {
-        self.0.state.lock().remove_op(op);
-    }
 }
+
+/// One case of a [`Select`].
+#[derive(Clone, Copy)]
+struct Case<'a> {
+    chan: &'a dyn Side,
+    send: bool,
+    /// Taken out by [`Select::remove`].
+    removed: bool,
+}
+
+/// Case indices in poll order; inline for up to 8 cases.
+type Order = SmallVec<[usize; 8]>;
 
 static SEED: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
 
-/// A xorshift generator, seeded per call (Go's `cheaprand` for select).
+thread_local! {
+    /// Each thread's select generator state (0: not seeded yet).
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A fresh seed for one select, from this thread's generator (seeded
+/// once from a shared Weyl counter; a shared counter per select bounced
+/// its cache line between the Ps). Never inlined, like every runtime
+/// thread-local access (docs/design/soundness.md); a goroutine that moves
+/// to another M afterwards only keeps a number.
+#[inline(never)]
+fn seed() -> u64 {
+    RNG.with(|c| {
+        let mut x = c.get();
+        if x == 0 {
+            x = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed); // a counter only
+            x ^= x >> 30;
+            x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x ^= x >> 27;
+            x |= 1;
+        }
+        let r = Rng(x).next();
+        c.set(r);
+        r
+    })
+}
+
+/// A xorshift generator, seeded per select (Go's `cheaprand` for select).
 struct Rng(u64);
 
 impl Rng {
     fn new() -> Rng {
-        // A Weyl sequence through a shared counter, then mixed.
-        let mut x = SEED.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed); // a counter only
-        x ^= x >> 30;
-        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x ^= x >> 27;
-        Rng(x | 1)
+        Rng(seed())
     }
     fn next(&mut self) -> u64 {
         let mut x = self.0;
@@ -171,14 +220,53 @@ impl Rng {
         self.0 = x;
         x
     }
-    /// A uniformly random permutation of `0..n` (Go's `pollorder`).
-    fn perm(&mut self, n: usize) -> Vec<usize> {
-        let mut v: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            let j = (self.next() % (i as u64 + 1)) as usize;
+
+    /// Uniform in `0..n` by multiply-shift, no division (Go's
+    /// `cheaprandn`; the bias is below n / 2^32).
+    fn below(&mut self, n: usize) -> usize {
+        (((self.next() >> 32) * n as u64) >> 32) as usize
+    }
+
+    /// A uniformly random permutation of `v` (Fisher-Yates; Go's
+    /// `pollorder`).
+    fn shuffle<X>(&mut self, v: &mut [X]) {
+        for i in (1..v.len()).rev() {
+            let j = self.below(i + 1);
             v.swap(i, j);
         }
-        v
+    }
+}
+
+/// `select!`'s poll order for `n` cases, all receives: a uniformly random
+/// permutation of `0..n`, inline.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct __Perm {
+    idx: [u8; 32],
+    n: u8,
+}
+
+impl __Perm {
+    /// A random order of `0..n`.
+    ///
+    /// # Panics
+    ///
+    /// If `n > 32` (`select!` takes at most 32 cases).
+    #[doc(hidden)]
+    pub fn new(n: usize) -> __Perm {
+        assert!(n <= 32, "gort: select!: at most 32 cases");
+        let mut p = __Perm {
+            idx: std::array::from_fn(|i| i as u8),
+            n: n as u8,
+        };
+        Rng::new().shuffle(&mut p.idx[..n]);
+        p
+    }
+
+    /// The order.
+    #[doc(hidden)]
+    pub fn order(&self) -> &[u8] {
+        &self.idx[..usize::from(self.n)]
     }
 }
 
@@ -196,9 +284,7 @@ impl Rng {
 /// assert_eq!(oper.recv(&r), Ok(1));
 /// ```
 pub struct Select<'a> {
-    cases: Vec<Box<dyn Case + 'a>>,
-    /// `removed[i]`: case `i` was taken out by [`Select::remove`].
-    removed: Vec<bool>,
+    cases: SmallVec<[Case<'a>; 4]>,
 }
 
 impl std::fmt::Debug for Select<'_> {
@@ -221,8 +307,8 @@ impl Default for Select<'_> {
 pub struct SelectedOperation<'a> {
     index: usize,
     addr: usize,
-    op: Arc<Op>,
-    completed: bool,
+    /// `None` once completed (the op went back to the pool).
+    op: Option<Arc<Op>>,
     _marker: PhantomData<&'a ()>,
 }
 
@@ -238,22 +324,27 @@ impl<'a> Select<'a> {
     /// An empty selection.
     pub fn new() -> Select<'a> {
         Select {
-            cases: Vec::new(),
-            removed: Vec::new(),
+            cases: SmallVec::new(),
         }
     }
 
     /// Adds a send case; returns its index.
     pub fn send<T>(&mut self, s: &'a Sender<T>) -> usize {
-        self.cases.push(Box::new(SendCase(&*s.chan)));
-        self.removed.push(false);
+        self.cases.push(Case {
+            chan: &*s.chan,
+            send: true,
+            removed: false,
+        });
         self.cases.len() - 1
     }
 
     /// Adds a receive case; returns its index.
     pub fn recv<T>(&mut self, r: &'a Receiver<T>) -> usize {
-        self.cases.push(Box::new(RecvCase(&*r.chan)));
-        self.removed.push(false);
+        self.cases.push(Case {
+            chan: &*r.chan,
+            send: false,
+            removed: false,
+        });
         self.cases.len() - 1
     }
 
@@ -264,16 +355,21 @@ impl<'a> Select<'a> {
     /// If there is no such case or it was already removed.
     pub fn remove(&mut self, index: usize) {
         assert!(
-            index < self.cases.len() && !self.removed[index],
+            index < self.cases.len() && !self.cases[index].removed,
             "gort: chan: no case with index {index}"
         );
-        self.removed[index] = true;
+        self.cases[index].removed = true;
     }
 
     /// The live cases in a uniformly random order (Go's `pollorder`).
-    fn order(&self, rng: &mut Rng) -> Vec<usize> {
-        let mut v = rng.perm(self.cases.len());
-        v.retain(|&i| !self.removed[i]);
+    fn order(&self, rng: &mut Rng) -> Order {
+        let mut v = Order::new();
+        for (i, c) in self.cases.iter().enumerate() {
+            if !c.removed {
+                v.push(i);
+            }
+        }
+        rng.shuffle(&mut v);
         v
     }
 
@@ -308,9 +404,8 @@ impl<'a> Select<'a> {
         let index = op.selected.load(Ordering::Acquire); // pairs with the claim CAS
         SelectedOperation {
             index,
-            addr: self.cases[index].addr(),
-            op,
-            completed: false,
+            addr: self.cases[index].chan.addr(),
+            op: Some(op),
             _marker: PhantomData,
         }
     }
@@ -320,27 +415,50 @@ impl<'a> Select<'a> {
     fn run(&mut self, block: bool, deadline: Option<Instant>) -> Option<SelectedOperation<'a>> {
         // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
         crate::sched::park::preempt_check();
+        if !block
+            && self
+                .cases
+                .iter()
+                .all(|c| c.removed || c.chan.would_block(c.send))
+        {
+            return None; // every case would block: lock-free, as Go's selectnb
+        }
         let mut rng = Rng::new();
         'restart: loop {
             let order = self.order(&mut rng);
-            let op = Op::new(NONE);
+            // Pass 1 takes an op only once some case may be ready: a
+            // non-blocking select on channels that would all block costs
+            // one atomic load per case and nothing else.
+            let mut first: Option<Arc<Op>> = None;
             for &i in &order {
-                match self.cases[i].attempt(&op, i, false) {
-                    Attempt::Done => return Some(self.selected(op)),
+                let c = self.cases[i];
+                if c.chan.would_block(c.send) {
+                    continue; // lock-free "not ready" (Go: selectnb's empty/full check)
+                }
+                let op = first.get_or_insert_with(|| Op::new(NONE));
+                match c.chan.attempt(c.send, op, i, false) {
+                    Attempt::Done => return first.map(|op| self.selected(op)),
                     Attempt::NotReady => {}
                     Attempt::Fired => unreachable!("gort: select: unregistered op fired"),
-                    Attempt::Restart => continue 'restart,
+                    Attempt::Restart => {
+                        Op::recycle(first.take().expect("op"));
+                        continue 'restart;
+                    }
                 }
             }
             if !block || deadline.is_some_and(|d| Instant::now() >= d) {
-                Op::recycle(op);
+                if let Some(op) = first {
+                    Op::recycle(op);
+                }
                 return None;
             }
-            let mut registered = Vec::with_capacity(order.len());
+            let op = first.unwrap_or_else(|| Op::new(NONE));
+            let mut registered = Order::new();
             let mut restart = false;
             let mut finished = false;
             for &i in &order {
-                match self.cases[i].attempt(&op, i, true) {
+                let c = self.cases[i];
+                match c.chan.attempt(c.send, &op, i, true) {
                     Attempt::NotReady => registered.push(i),
                     Attempt::Done => {
                         finished = true;
@@ -362,7 +480,7 @@ impl<'a> Select<'a> {
                 }
             }
             for &i in &registered {
-                self.cases[i].unregister(&op);
+                self.cases[i].chan.unregister(&op);
             }
             if restart {
                 continue;
@@ -379,7 +497,7 @@ impl<'a> Select<'a> {
         let mut rng = Rng::new();
         self.order(&mut rng)
             .into_iter()
-            .find(|&i| self.cases[i].ready())
+            .find(|&i| self.cases[i].chan.ready(self.cases[i].send))
             .ok_or(TryReadyError)
     }
 
@@ -405,17 +523,21 @@ impl<'a> Select<'a> {
         let mut rng = Rng::new();
         loop {
             let order = self.order(&mut rng);
-            if let Some(i) = order.iter().copied().find(|&i| self.cases[i].ready()) {
+            if let Some(i) = order
+                .iter()
+                .copied()
+                .find(|&i| self.cases[i].chan.ready(self.cases[i].send))
+            {
                 return Some(i);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return None;
             }
             let op = Op::new(NONE);
-            let mut watched = Vec::new();
+            let mut watched = Order::new();
             let mut hit = None;
             for &i in &order {
-                if self.cases[i].watch(&op) {
+                if self.cases[i].chan.watch(self.cases[i].send, &op) {
                     hit = Some(i);
                     break;
                 }
@@ -425,7 +547,7 @@ impl<'a> Select<'a> {
                 op.wait(deadline, park::WaitReason::Select);
             }
             for &i in &watched {
-                self.cases[i].unregister(&op);
+                self.cases[i].chan.unregister(&op);
             }
             Op::recycle(op);
             if hit.is_some() {
@@ -455,9 +577,9 @@ impl SelectedOperation<'_> {
     /// If `s` is not the channel of the chosen case.
     pub fn send<T>(mut self, s: &Sender<T>, msg: T) -> Result<(), SendError<T>> {
         self.check(std::ptr::from_ref(&*s.chan) as usize);
-        self.completed = true;
-        let mut st = s.chan.state.lock();
-        match st.take_pending(self.op.id) {
+        let op = self.op.take().expect("not completed yet");
+        let mut st = s.chan.state();
+        let r = match st.take_pending(op.id) {
             Some(Pending::SendTo(r)) => {
                 st.complete(*r, Pending::Recv(Some(msg)));
                 Ok(())
@@ -469,7 +591,10 @@ impl SelectedOperation<'_> {
             }
             Some(Pending::SendFailed(_)) => Err(SendError(msg)),
             _ => unreachable!("gort: chan: no send result for a selected send"),
-        }
+        };
+        drop(st);
+        Op::recycle(op);
+        r
     }
 
     /// Completes a chosen receive case.
@@ -479,15 +604,54 @@ impl SelectedOperation<'_> {
     /// If `r` is not the channel of the chosen case.
     pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
         self.check(std::ptr::from_ref(&*r.chan) as usize);
-        self.completed = true;
-        r.chan.wait_recv(&self.op)
+        let op = self.op.take().expect("not completed yet");
+        let v = r.chan.wait_recv(&op);
+        Op::recycle(op);
+        v
     }
 }
 
 impl Drop for SelectedOperation<'_> {
     fn drop(&mut self) {
-        if !self.completed && !std::thread::panicking() {
+        if self.op.is_some() && !std::thread::panicking() {
             panic!("gort: chan: dropped `SelectedOperation` without completing the operation");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perm_orders_are_uniform_permutations() {
+        let mut counts = std::collections::HashMap::new();
+        let trials = if cfg!(miri) { 600 } else { 60_000 };
+        for _ in 0..trials {
+            let p = __Perm::new(3);
+            let mut sorted = p.order().to_vec();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2], "a permutation of 0..3");
+            *counts.entry(p.order().to_vec()).or_insert(0usize) += 1;
+        }
+        assert_eq!(counts.len(), 6, "every order occurs: {counts:?}");
+        let expect = trials as f64 / 6.0;
+        for (order, n) in &counts {
+            let dev = (*n as f64 - expect).abs() / expect;
+            assert!(dev < 0.35, "order {order:?}: {n} of {trials}");
+        }
+        assert!(__Perm::new(0).order().is_empty());
+        assert_eq!(__Perm::new(1).order(), [0]);
+        assert_eq!(__Perm::new(32).order().len(), 32);
+    }
+
+    #[test]
+    fn below_stays_in_range() {
+        let mut r = Rng::new();
+        for n in 1..200 {
+            for _ in 0..50 {
+                assert!(r.below(n) < n);
+            }
         }
     }
 }

@@ -1,0 +1,3 @@
+module goselect
+
+go 1.27

@@ -1,0 +1,330 @@
+//! The channel fast paths: the lock-free "would block" hint behind
+//! `try_recv`/`try_send` and non-blocking `select!`, and `select!`'s
+//! specialised expansions (one receive case; only receive cases, tried in
+//! a typed first pass). Each must behave exactly as the general path.
+
+mod common;
+use common::{rt, watchdog};
+use gort::chan::{
+    Receiver, RecvError, Select, Sender, TryRecvError, TrySendError, bounded, never, select,
+    unbounded,
+};
+use std::time::Duration;
+
+#[test]
+fn try_ops_see_every_state_change() {
+    watchdog("try_ops_see_every_state_change", 30, || {
+        // Buffered: empty -> value -> full -> drained.
+        let (s, r) = bounded::<u32>(2);
+        assert_eq!(r.try_recv(), Err(TryRecvError::Empty));
+        s.try_send(1).unwrap();
+        assert_eq!(r.try_recv(), Ok(1));
+        assert_eq!(r.try_recv(), Err(TryRecvError::Empty));
+        s.try_send(2).unwrap();
+        s.try_send(3).unwrap();
+        assert_eq!(s.try_send(4), Err(TrySendError::Full(4)));
+        assert_eq!(r.try_recv(), Ok(2));
+        s.try_send(5).unwrap();
+        assert_eq!(s.try_send(6), Err(TrySendError::Full(6)));
+        // Senders gone: the buffer drains, then Disconnected (not Empty).
+        drop(s);
+        assert_eq!(r.try_recv(), Ok(3));
+        assert_eq!(r.try_recv(), Ok(5));
+        assert_eq!(r.try_recv(), Err(TryRecvError::Disconnected));
+        // Receivers gone: a full channel's try_send says Disconnected.
+        let (s, r) = bounded::<u32>(1);
+        s.try_send(1).unwrap();
+        assert_eq!(s.try_send(2), Err(TrySendError::Full(2)));
+        drop(r);
+        assert_eq!(s.try_send(3), Err(TrySendError::Disconnected(3)));
+        // Zero capacity, nobody waiting: both sides would block.
+        let (s, r) = bounded::<u32>(0);
+        assert_eq!(s.try_send(1), Err(TrySendError::Full(1)));
+        assert_eq!(r.try_recv(), Err(TryRecvError::Empty));
+        // never(): empty forever, never disconnected.
+        let n = never::<u32>();
+        assert_eq!(n.try_recv(), Err(TryRecvError::Empty));
+        // A clone keeps the channel open; the last drop closes it.
+        let (s, r) = unbounded::<u32>();
+        let s2 = s.clone();
+        drop(s);
+        assert_eq!(r.try_recv(), Err(TryRecvError::Empty));
+        drop(s2);
+        assert_eq!(r.try_recv(), Err(TryRecvError::Disconnected));
+    });
+}
+
+/// A goroutine parked in `recv` (or in a two-case `select!`) on a
+/// rendezvous channel makes `try_send` and a `send`-with-`default`
+/// `select!` succeed: the hint must not hide a waiting receiver.
+#[test]
+fn non_blocking_sends_find_parked_receivers() {
+    watchdog("non_blocking_sends_find_parked_receivers", 60, || {
+        for procs in [1, 2, 8] {
+            rt(procs).run(|| {
+                for round in 0..200u32 {
+                    let (s, r) = bounded::<u32>(0);
+                    let (_s2, r2) = bounded::<u32>(0);
+                    let h = gort::go(move || {
+                        if round % 2 == 0 {
+                            r.recv().unwrap()
+                        } else {
+                            select! {
+                                recv(r) -> v => v.unwrap(),
+                                recv(r2) -> v => v.unwrap() + 1000,
+                            }
+                        }
+                    });
+                    let mut spins = 0u64;
+                    loop {
+                        let sent = if round % 4 < 2 {
+                            s.try_send(round).is_ok()
+                        } else {
+                            select! {
+                                send(s, round) -> res => { res.unwrap(); true },
+                                default => false,
+                            }
+                        };
+                        if sent {
+                            break;
+                        }
+                        spins += 1;
+                        assert!(spins < 10_000_000, "round {round}: receiver never seen");
+                        gort::yield_now();
+                    }
+                    assert_eq!(h.join().unwrap(), round);
+                }
+            });
+        }
+    });
+}
+
+/// Causality through another channel: a value sent before a signal is
+/// visible to a `try_recv` made after receiving the signal.
+#[test]
+fn a_value_sent_before_a_signal_is_seen_after_it() {
+    watchdog("a_value_sent_before_a_signal_is_seen_after_it", 60, || {
+        for procs in [2, 4, 16] {
+            rt(procs).run(|| {
+                let (data_s, data_r) = bounded::<u64>(1);
+                let (sig_s, sig_r) = bounded::<()>(0);
+                let (ack_s, ack_r) = bounded::<()>(0);
+                let n = 5_000u64;
+                let prod = gort::go(move || {
+                    for i in 0..n {
+                        data_s.send(i).unwrap();
+                        sig_s.send(()).unwrap();
+                        ack_r.recv().unwrap();
+                    }
+                });
+                for i in 0..n {
+                    sig_r.recv().unwrap();
+                    assert_eq!(data_r.try_recv(), Ok(i), "round {i} at procs={procs}");
+                    let got = select! {
+                        recv(data_r) -> v => Some(v),
+                        default => None,
+                    };
+                    assert_eq!(got, None, "round {i}: drained channel looked ready");
+                    ack_s.send(()).unwrap();
+                }
+                prod.join().unwrap();
+            });
+        }
+    });
+}
+
+#[test]
+fn one_receive_case() {
+    watchdog("one_receive_case", 30, || {
+        rt(2).run(|| {
+            let (s, r) = bounded::<u32>(1);
+            let got = select! { recv(r) -> v => Some(v), default => None };
+            assert_eq!(got, None);
+            s.send(7).unwrap();
+            let got = select! { recv(r) -> v => Some(v), default => None };
+            assert_eq!(got, Some(Ok(7)));
+            s.send(8).unwrap();
+            let got = select! { recv(r) -> v => v };
+            assert_eq!(got, Ok(8));
+            gort::go(move || s.send(9).unwrap());
+            let got = select! { recv(r) -> v => v };
+            assert_eq!(got, Ok(9));
+            // The sender is gone: the case is ready, with Err.
+            let got = select! { recv(r) -> v => Some(v), default => None };
+            assert_eq!(got, Some(Err(RecvError)));
+            let got = select! { recv(r) -> v => v };
+            assert_eq!(got, Err(RecvError));
+            let n = never::<u32>();
+            let got = select! { recv(n) -> v => Some(v), default => None };
+            assert_eq!(got, None);
+            let got = select! {
+                recv(n) -> v => Some(v),
+                default(Duration::from_millis(5)) => None,
+            };
+            assert_eq!(got, None);
+        });
+    });
+}
+
+/// A `break`/`continue` in a case body belongs to the caller's loop, in
+/// every expansion (one case, receives only, mixed).
+#[test]
+fn break_and_continue_in_a_body_mean_the_callers_loop() {
+    watchdog(
+        "break_and_continue_in_a_body_mean_the_callers_loop",
+        30,
+        || {
+            rt(2).run(|| {
+                let (s1, r1) = bounded::<u32>(8);
+                let (s2, r2) = bounded::<u32>(8);
+                for i in 0..4 {
+                    s1.send(i).unwrap();
+                }
+                drop(s1);
+                let mut seen = Vec::new();
+                loop {
+                    select! { recv(r1) -> v => match v {
+                        Ok(v) => seen.push(v),
+                        Err(_) => break,
+                    }}
+                }
+                assert_eq!(seen, [0, 1, 2, 3]);
+
+                for i in 0..6 {
+                    s2.send(i).unwrap();
+                }
+                drop(s2);
+                let (mut odd, mut rounds) = (0, 0);
+                loop {
+                    rounds += 1;
+                    assert!(rounds < 100, "break did not leave the loop");
+                    select! {
+                        recv(r1) -> v => { assert!(v.is_err()); continue },
+                        recv(r2) -> v => match v {
+                            Ok(v) if v % 2 == 0 => continue,
+                            Ok(_) => odd += 1,
+                            Err(_) => break,
+                        },
+                    }
+                }
+                assert_eq!(odd, 3);
+
+                let (s3, r3) = bounded::<u32>(0);
+                let (ds, dr) = bounded::<()>(0);
+                let h = gort::go(move || {
+                    for i in 0..3 {
+                        ds.send(()).unwrap();
+                        s3.send(i).unwrap();
+                    }
+                });
+                let mut got = Vec::new();
+                'outer: loop {
+                    select! {
+                        recv(dr) -> d => if d.is_err() { break 'outer },
+                        recv(r3) -> v => match v {
+                            Ok(v) => got.push(v),
+                            Err(_) => break,
+                        },
+                        send(ds_never(), ()) -> _ => unreachable!(),
+                    }
+                }
+                h.join().unwrap();
+                assert_eq!(got, [0, 1, 2]);
+            });
+        },
+    );
+}
+
+/// A send case that never becomes ready: a rendezvous channel whose
+/// receiver is alive (in this static) but never receives.
+fn ds_never() -> &'static Sender<()> {
+    use std::sync::OnceLock;
+    static C: OnceLock<(Sender<()>, Receiver<()>)> = OnceLock::new();
+    &C.get_or_init(|| bounded(0)).0
+}
+
+/// Every expansion chooses uniformly among the ready cases.
+#[test]
+fn every_expansion_chooses_uniformly() {
+    watchdog("every_expansion_chooses_uniformly", 60, || {
+        rt(2).run(|| {
+            const TRIALS: usize = 6_000;
+            let chans: Vec<_> = (0..3).map(|_| bounded::<usize>(TRIALS + 1)).collect();
+            let fill = || {
+                for (i, (s, _)) in chans.iter().enumerate() {
+                    while s.try_send(i).is_ok() {}
+                }
+            };
+            let (rs, ss) = (
+                [&chans[0].1, &chans[1].1, &chans[2].1],
+                [&chans[0].0, &chans[1].0, &chans[2].0],
+            );
+            let check = |form: &str, hits: [usize; 3]| {
+                for h in hits {
+                    let f = h as f64 / TRIALS as f64;
+                    assert!((0.28..=0.39).contains(&f), "{form}: unfair: {hits:?}");
+                }
+            };
+            type Pick<'a> = &'a dyn Fn(&[&Receiver<usize>; 3], &[&Sender<usize>; 3]) -> usize;
+            let forms: [(&str, Pick); 4] = [
+                ("receives only, blocking", &|r, _| {
+                    select! {
+                        recv(r[0]) -> v => v.unwrap(),
+                        recv(r[1]) -> v => v.unwrap(),
+                        recv(r[2]) -> v => v.unwrap(),
+                    }
+                }),
+                ("receives only, default", &|r, _| {
+                    select! {
+                        recv(r[0]) -> v => v.unwrap(),
+                        recv(r[1]) -> v => v.unwrap(),
+                        recv(r[2]) -> v => v.unwrap(),
+                        default => unreachable!(),
+                    }
+                }),
+                ("mixed", &|r, _| {
+                    select! {
+                        recv(r[0]) -> v => v.unwrap(),
+                        recv(r[1]) -> v => v.unwrap(),
+                        recv(r[2]) -> v => v.unwrap(),
+                        send(ds_never(), ()) -> _ => unreachable!(),
+                    }
+                }),
+                ("dynamic", &|r, _| {
+                    let mut sel = Select::new();
+                    for x in r {
+                        sel.recv(x);
+                    }
+                    let op = sel.select();
+                    let i = op.index();
+                    op.recv(r[i]).unwrap()
+                }),
+            ];
+            for (form, pick) in forms {
+                fill();
+                let mut hits = [0usize; 3];
+                for _ in 0..TRIALS {
+                    let i = pick(&rs, &ss);
+                    hits[i] += 1;
+                    ss[i].send(i).unwrap(); // keep all three ready
+                }
+                check(form, hits);
+            }
+            // Send cases: all three have room; drain what we sent.
+            for (_, r) in &chans {
+                while r.try_recv().is_ok() {}
+            }
+            let mut hits = [0usize; 3];
+            for _ in 0..TRIALS {
+                let i = select! {
+                    send(ss[0], 0) -> res => { res.unwrap(); 0 },
+                    send(ss[1], 1) -> res => { res.unwrap(); 1 },
+                    send(ss[2], 2) -> res => { res.unwrap(); 2 },
+                };
+                hits[i] += 1;
+                assert_eq!(rs[i].try_recv(), Ok(i));
+            }
+            check("sends", hits);
+        });
+    });
+}
