@@ -6,7 +6,7 @@
 #   SUITE=all scripts/bench-vs-go.sh    # also issue 5's channel, mutex, timer pairs
 #                                       # and issue 4's preemption pairs
 #   SUITE=preempt scripts/bench-vs-go.sh  # only the preemption pairs
-#   SUITE=issue5 scripts/bench-vs-go.sh   # only issue 5's channel, mutex, timer pairs
+#   SUITE=issue5 scripts/bench-vs-go.sh   # only issue 5's channel, select, mutex, timer pairs
 #   STEAL_ITERS=644 scripts/bench-vs-go.sh   # fix the steal task size
 #                                            # (default: Go's calibration, once)
 #   scripts/bench-vs-go.sh --dry-run    # print the commands, run nothing
@@ -43,6 +43,9 @@ echo "== Go anchor: install + build into $gobin" >&2
 eval "$("$anchor/../install-go.sh")"
 mkdir -p "$gobin"
 (cd "$anchor" && go build -o "$gobin/" ./cmd/spawn ./cmd/pingpong ./cmd/forkjoin ./cmd/steal ./cmd/parkmem ./cmd/chan ./cmd/mutex ./cmd/timers ./cmd/preempt)
+# The anchor has no select case: Go's four select benchmarks (runtime/chan_test.go)
+# as a program of ours, built with the anchor's toolchain.
+(cd "$repo/scripts/go-select" && go build -o "$gobin/go-select" .)
 
 echo "== gort: cargo bench --bench sched --no-run" >&2
 sched=""
@@ -90,6 +93,8 @@ issue5_pairs=(
     "chan-pingpong-p2|S --case chan_pingpong --procs 2 --n 1000000 --reps 5|GOMAXPROCS=2 G/pingpong -mode chan -n 1000000 -reps 5"
     "chan-p1|S --case chan --procs 1 --msgs 2000000 --reps 3|GOMAXPROCS=1 G/chan -msgs 2000000 -reps 3 -pc 1x1,4x4 -caps 1024,0"
     "chan-p2|S --case chan --procs 2 --msgs 2000000 --reps 3|GOMAXPROCS=2 G/chan -msgs 2000000 -reps 3 -pc 1x1,4x4 -caps 1024,0"
+    "select-p1|S --case select --procs 1 --ops 2000000 --reps 5|GOMAXPROCS=1 G/go-select -ops 2000000 -reps 5"
+    "select-p2|S --case select --procs 2 --ops 2000000 --reps 5|GOMAXPROCS=2 G/go-select -ops 2000000 -reps 5"
     "mutex-8|S --case mutex --g 8 --ops 10000000 --reps 5|GOMAXPROCS=2 G/mutex -g 8 -ops 10000000 -reps 5"
     "mutex-1|S --case mutex --g 1 --ops 10000000 --reps 5|GOMAXPROCS=2 G/mutex -g 1 -ops 10000000 -reps 5"
     "timers-10k|S --case timers --g 10000 --dur-ms 2000 --period-us 1000|GOMAXPROCS=2 G/timers -g 10000 -dur 2s -period 1ms"
@@ -218,6 +223,9 @@ rows = [
 ] + [
     (f"chan_msgs_per_s[cap={c},prod={n},cons={n},procs={p}]", f"chan msgs/s cap={c} {n}x{n} P={p}", "higher", "go")
     for p in (1, 2) for c in (1024, 0) for n in (1, 4)
+] + [
+    (f"select_ns_per_op[shape={sh},procs={p}]", f"select {sh} ns/op P={p}", "lower", "go")
+    for p in (1, 2) for sh in ("uncontended", "sync_contended", "async_contended", "nonblock")
 ] + [
     ("mutex_ns_per_op[g=8,procs=2]", "Mutex ns/op, 8 goroutines", "lower", "go"),
     ("mutex_ns_per_op[g=1,procs=2]", "Mutex ns/op, uncontended", "lower", "go"),

@@ -443,9 +443,31 @@ impl<T> State<T> {
     }
 
     pub(crate) fn remove_op(&mut self, op: &Arc<Op>) {
-        self.sendq.retain(|e| !Arc::ptr_eq(&e.op, op));
-        self.recvq.retain(|e| !Arc::ptr_eq(&e.op, op));
-        self.watchers.retain(|w| !Arc::ptr_eq(w, op));
+        self.remove_entries(true, op);
+        self.remove_entries(false, op);
+    }
+
+    /// Drops `op`'s entries from the send (`send`) or receive queue, and
+    /// its watcher entries. In place, without `retain`'s full rewrite: the
+    /// queues are short and the entry usually gone already (claimed by
+    /// the channel that fired the op).
+    pub(crate) fn remove_entries(&mut self, send: bool, op: &Arc<Op>) {
+        let q = if send {
+            &mut self.sendq
+        } else {
+            &mut self.recvq
+        };
+        let mut i = 0;
+        while i < q.len() {
+            if Arc::ptr_eq(&q[i].op, op) {
+                q.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        if !self.watchers.is_empty() {
+            self.watchers.retain(|w| !Arc::ptr_eq(w, op));
+        }
     }
 
     /// Last sender gone (Go `closechan`): release every receiver.

@@ -40,7 +40,8 @@ trait Side {
     fn attempt(&self, send: bool, op: &Arc<Op>, case: usize, register: bool) -> Attempt;
     /// Registers `op` as a readiness watcher unless ready (then `true`).
     fn watch(&self, send: bool, op: &Arc<Op>) -> bool;
-    fn unregister(&self, op: &Arc<Op>);
+    /// Drops `op`'s entries for this direction, and its watcher entries.
+    fn unregister(&self, send: bool, op: &Arc<Op>);
 }
 
 impl<T> Side for Chan<T> {
@@ -86,8 +87,8 @@ impl<T> Side for Chan<T> {
         ready
     }
 
-    fn unregister(&self, op: &Arc<Op>) {
-        self.state().remove_op(op);
+    fn unregister(&self, send: bool, op: &Arc<Op>) {
+        self.state().remove_entries(send, op);
     }
 }
 
@@ -480,7 +481,7 @@ impl<'a> Select<'a> {
                 }
             }
             for &i in &registered {
-                self.cases[i].chan.unregister(&op);
+                self.cases[i].chan.unregister(self.cases[i].send, &op);
             }
             if restart {
                 continue;
@@ -547,7 +548,7 @@ impl<'a> Select<'a> {
                 op.wait(deadline, park::WaitReason::Select);
             }
             for &i in &watched {
-                self.cases[i].chan.unregister(&op);
+                self.cases[i].chan.unregister(self.cases[i].send, &op);
             }
             Op::recycle(op);
             if hit.is_some() {
