@@ -517,10 +517,21 @@ fn chan_throughput(msgs: u64, prod: u64, cons: u64, cap: usize) -> f64 {
     msgs as f64 / el
 }
 
-fn case_chan(procs: usize, msgs: u64, reps: usize) {
+fn case_chan(procs: usize, msgs: u64, reps: usize, caps: &str, pcs: &str) {
+    let caps: Vec<usize> = caps
+        .split(',')
+        .map(|c| c.parse().expect("--caps: comma-separated capacities"))
+        .collect();
+    let pcs: Vec<(u64, u64)> = pcs
+        .split(',')
+        .map(|pc| {
+            let (p, c) = pc.split_once('x').expect("--pc: e.g. 1x1,4x4");
+            (p.parse().expect("producers"), c.parse().expect("consumers"))
+        })
+        .collect();
     rt(procs).run(|| {
-        for cap in [1024usize, 0] {
-            for (p, c) in [(1u64, 1u64), (4, 4)] {
+        for &cap in &caps {
+            for &(p, c) in &pcs {
                 chan_throughput(msgs / 10, p, c, cap);
                 let xs: Vec<f64> = (0..reps)
                     .map(|_| chan_throughput(msgs, p, c, cap))
@@ -1038,6 +1049,8 @@ fn main() {
                 arg(&args, "--procs", 2),
                 arg(&args, "--msgs", 2_000_000),
                 arg(&args, "--reps", 5),
+                &arg(&args, "--caps", "1024,0".to_string()),
+                &arg(&args, "--pc", "1x1,4x4".to_string()),
             ),
             "select" => case_select(
                 arg(&args, "--procs", 2),

@@ -35,9 +35,12 @@ thread_local! {
 /// select case) share it; the first channel to CAS `selected` wins.
 #[derive(Debug)]
 pub(crate) struct Op {
-    /// Set before the op is shared: the key of this op's results in
-    /// `State::pending`, unique among live ops.
-    pub(crate) id: u64,
+    /// Atomic only so a pooled op can be renewed without `Arc::get_mut`'s
+    /// compare-and-swap: stored (Relaxed) while the op is unique, before it
+    /// is shared (under a channel lock, which orders it for the readers).
+    /// The key of this op's results in `State::pending`, unique among live
+    /// ops; read through [`Op::id`].
+    id: AtomicU64,
     /// Atomic: `NONE` → case index (by whoever fires it, under that
     /// channel's lock) or `ABORT` (by the owner on timeout). AcqRel CAS.
     pub(crate) selected: AtomicUsize,
@@ -102,19 +105,24 @@ impl Op {
         let id = next_op_id();
         let pooled = pool_take();
         match pooled {
-            Some((mut op, mine)) => {
-                // Only unique ops enter the pool, and nothing cloned it since.
+            // Only unique ops enter the pool (`recycle`), and nothing
+            // cloned it since: plain stores renew it.
+            Some((op, true)) => {
+                op.id.store(id, Ordering::Relaxed); // unique; published by a channel lock
+                op.selected.store(selected, Ordering::Relaxed); // likewise
+                op.done.store(false, Ordering::Relaxed); // likewise
+                op
+            }
+            Some((mut op, false)) => {
                 let o = Arc::get_mut(&mut op).expect("pooled op is unique");
-                o.id = id;
+                *o.id.get_mut() = id;
                 *o.selected.get_mut() = selected;
                 *o.done.get_mut() = false;
-                if !mine {
-                    o.waiter = Waiter::current();
-                }
+                o.waiter = Waiter::current();
                 op
             }
             None => Arc::new(Op {
-                id,
+                id: AtomicU64::new(id),
                 selected: AtomicUsize::new(selected),
                 done: AtomicBool::new(false),
                 waiter: Waiter::current(),
@@ -122,12 +130,26 @@ impl Op {
         }
     }
 
+    /// The key of this op's results in `State::pending`.
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.id.load(Ordering::Relaxed) // see `Op::id`'s field
+    }
+
     /// Returns a finished op to this thread's pool if no queue entry or
     /// watcher still holds it (else it is simply dropped). The op keeps its
     /// waiter (a goroutine handle: G structs are recycled by the scheduler,
     /// so at most `OP_POOL_MAX` per thread are kept from reuse a while).
-    pub(crate) fn recycle(mut op: Arc<Op>) {
-        if Arc::get_mut(&mut op).is_some() {
+    ///
+    /// Uniqueness by the strong count alone (no `Weak` of an `Op` is ever
+    /// made), read plainly and then ordered by an Acquire fence: that
+    /// pairs with the Release decrement of the last other handle's drop,
+    /// so whatever its holder did with the op happens before the reuse.
+    /// (`Arc::get_mut` would cost a compare-and-swap per operation.)
+    pub(crate) fn recycle(op: Arc<Op>) {
+        if Arc::strong_count(&op) == 1 {
+            debug_assert_eq!(Arc::weak_count(&op), 0, "no Weak of an Op is ever made");
+            std::sync::atomic::fence(Ordering::Acquire); // pairs with Arc's Release decrement
             pool_put(op);
         }
     }
@@ -313,7 +335,7 @@ impl<T> State<T> {
 
     #[inline]
     pub(crate) fn complete(&mut self, e: Entry<T>, p: Pending<T>) {
-        self.pending.push((e.op.id, p));
+        self.pending.push((e.op.id(), p));
         e.op.finish();
     }
 
@@ -557,7 +579,7 @@ impl<T> Chan<T> {
         loop {
             op.wait(None, park::WaitReason::ChanReceive);
             let mut st = self.state();
-            match st.take_pending(op.id) {
+            match st.take_pending(op.id()) {
                 Some(Pending::Recv(Some(v))) => return Ok(v),
                 Some(Pending::Recv(None)) => return Err(RecvError),
                 Some(_) => unreachable!("gort: chan: send result for a receive"),
@@ -611,7 +633,7 @@ impl<T> Chan<T> {
                 let e = st.sendq.remove(i.expect("own entry")).expect("own entry");
                 return Err(SendTimeoutError::Timeout(e.value.expect("value")));
             }
-            match st.take_pending(op.id) {
+            match st.take_pending(op.id()) {
                 Some(Pending::SendDone) => return Ok(()),
                 Some(Pending::SendFailed(v)) => {
                     return Err(SendTimeoutError::Disconnected(v.expect("value")));
@@ -957,11 +979,11 @@ mod tests {
     fn a_recycled_op_is_reused() {
         let op = Op::new(NONE);
         let addr = Arc::as_ptr(&op);
-        let first = op.id;
+        let first = op.id();
         Op::recycle(op);
         let again = Op::new(3);
         assert_eq!(Arc::as_ptr(&again), addr, "the pooled op is reused");
-        assert_ne!(again.id, first, "a reused op gets a fresh id");
+        assert_ne!(again.id(), first, "a reused op gets a fresh id");
         assert_eq!(again.selected.load(Ordering::Relaxed), 3);
         assert!(!again.is_done());
         // A shared op is not pooled: the pool only takes unique ops.
@@ -973,7 +995,9 @@ mod tests {
     #[test]
     fn op_ids_are_unique_across_threads() {
         let ids: Vec<u64> = (0..4)
-            .map(|_| std::thread::spawn(|| (0..1000).map(|_| Op::new(NONE).id).collect::<Vec<_>>()))
+            .map(|_| {
+                std::thread::spawn(|| (0..1000).map(|_| Op::new(NONE).id()).collect::<Vec<_>>())
+            })
             .flat_map(|h| h.join().unwrap())
             .collect();
         let set: std::collections::HashSet<_> = ids.iter().collect();
