@@ -328,3 +328,38 @@ fn every_expansion_chooses_uniformly() {
         });
     });
 }
+
+/// One send case with `default`: decided lock-free when the channel is
+/// full, and the value is evaluated only when the case is chosen.
+#[test]
+fn one_send_case_with_default() {
+    watchdog("one_send_case_with_default", 30, || {
+        let evaluated = std::cell::Cell::new(0);
+        let value = |v: u32| {
+            evaluated.set(evaluated.get() + 1);
+            v
+        };
+        let (s, r) = bounded::<u32>(1);
+        let sent = select! { send(s, value(1)) -> res => Some(res), default => None };
+        assert_eq!(sent, Some(Ok(())));
+        let sent = select! { send(s, value(2)) -> res => Some(res), default => None };
+        assert_eq!(sent, None, "full: default");
+        assert_eq!(
+            evaluated.get(),
+            1,
+            "the value of a case not chosen is not evaluated"
+        );
+        assert_eq!(r.try_recv(), Ok(1));
+        let (z, _zr) = bounded::<u32>(0);
+        let sent = select! { send(z, value(3)) -> res => Some(res), default => None };
+        assert_eq!(sent, None, "rendezvous without a receiver: default");
+        drop(r);
+        let sent = select! { send(s, value(4)) -> res => Some(res), default => None };
+        assert_eq!(
+            sent.map(|r| r.map_err(|e| e.0)),
+            Some(Err(4)),
+            "disconnected: ready, with Err"
+        );
+        assert_eq!(evaluated.get(), 2);
+    });
+}

@@ -394,6 +394,18 @@ macro_rules! __gort_select {
             $p => $b,
         }
     }};
+    // One send case with `default`: if the channel's hint says a send
+    // would block, `default` at once (lock-free, as Go's `selectnbsend`);
+    // else the general path (the value is still evaluated only if the
+    // case is chosen).
+    (@emit ([send $id:ident ($s:expr, $v:expr) $p:pat, $b:tt]) (now $d:tt)) => {{
+        let $id: &$crate::chan::Sender<_> = &$s;
+        if $crate::chan::__send_would_block($id) {
+            $d
+        } else {
+            $crate::__gort_select!(@general ([send $id (*$id, $v) $p, $b]) (now $d))
+        }
+    }};
     // Only receive cases: a typed first pass, each case tried once with
     // `try_recv` in a random order (one lock per ready case, no op); if
     // none is ready, `default`, or the general `Select` (which polls
@@ -449,7 +461,10 @@ macro_rules! __gort_select {
             }
         }
     }};
-    (@emit ($([$kind:ident $id:ident ($($args:tt)*) $p:pat, $b:tt])*) ($($d:tt)*)) => {{
+    (@emit $($t:tt)*) => {
+        $crate::__gort_select!(@general $($t)*)
+    };
+    (@general ($([$kind:ident $id:ident ($($args:tt)*) $p:pat, $b:tt])*) ($($d:tt)*)) => {{
         let mut __sel = $crate::chan::Select::new();
         $( $crate::__gort_select!(@add __sel $kind $id ($($args)*)); )*
         let __oper = $crate::__gort_select!(@run __sel $($d)*);
@@ -492,6 +507,14 @@ macro_rules! __gort_select {
 }
 
 pub use crate::select;
+
+/// `select!`'s one send case with `default`: whether the send would block
+/// now (lock-free; `false` means only "maybe not").
+#[doc(hidden)]
+#[inline]
+pub fn __send_would_block<T>(s: &Sender<T>) -> bool {
+    s.chan.send_would_block()
+}
 
 /// `select!`'s receive case, tried once: `Some` with the case's result
 /// when it is ready (a value, or `Err` once disconnected), `None` when it
