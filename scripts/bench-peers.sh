@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # gort against its Rust peers (tokio, may) in the shapes of benches/sched.rs:
-# channel ping-pong, channel throughput, mutex, 10,000 and 1 sleepers.
+# channel ping-pong, channel throughput, select (Go's four select
+# benchmarks), mutex, 10,000 and 1 sleepers.
 #
 #   scripts/bench-peers.sh            # 3 interleaved rounds (~6 minutes)
 #   ROUNDS=5 scripts/bench-peers.sh
 #
 # Builds the Rust anchors' tokio_bench/may_bench (shared/anchors/rust, read
-# only: into /tmp/rust-anchor-target) and scripts/peer-mutex (the anchors
-# have no mutex case) with the anchors' Cargo.lock, and gort's sched bench;
+# only: into /tmp/rust-anchor-target) and scripts/peer-mutex and
+# scripts/peer-select (the anchors have no mutex or select case) with the
+# anchors' Cargo.lock, and gort's sched bench;
 # then for each round runs every case as gort, then the peers. Every RESULT
 # line goes to bench-results/peers-<stamp>/results.tsv; table.md has the
 # median over rounds of each figure. docs/perf-peers.md quotes it.
@@ -21,12 +23,15 @@ tgt="${PEER_TARGET:-/tmp/rust-anchor-target}"
 
 echo "== peers: tokio_bench, may_bench (anchors), peer-mutex" >&2
 (cd "$anchor" && CARGO_TARGET_DIR="$tgt" cargo build --release --locked --bin tokio_bench --bin may_bench)
-pm="$(mktemp -d)"
-cp -r "$repo/scripts/peer-mutex/." "$pm/"
-cp "$anchor/Cargo.lock" "$pm/"
-(cd "$pm" && CARGO_TARGET_DIR="$tgt" cargo build --release)
-rm -rf "$pm"
+for peer in peer-mutex peer-select; do
+  pm="$(mktemp -d)"
+  cp -r "$repo/scripts/$peer/." "$pm/"
+  cp "$anchor/Cargo.lock" "$pm/"
+  (cd "$pm" && CARGO_TARGET_DIR="$tgt" cargo build --release)
+  rm -rf "$pm"
+done
 T="$tgt/release/tokio_bench"; M="$tgt/release/may_bench"; P="$tgt/release/peer-mutex"
+PS="$tgt/release/peer-select"
 
 echo "== gort: cargo bench --bench sched --no-run" >&2
 bench_dir "$repo" peers "$rounds"
@@ -42,6 +47,11 @@ for r in $(seq 1 "$rounds"); do
   for w in 1 2; do
     run "$r" gort "$S" --case chan --procs $w --msgs 500000 --reps 3
     run "$r" tokio "$T" chan msgs=500k workers=$w reps=3
+  done
+  for w in 1 2; do
+    run "$r" gort "$S" --case select --procs $w --ops 1000000 --reps 3
+    run "$r" tokio "$PS" tokio all $w 1000000 3
+    run "$r" may "$PS" may all $w 100000 3
   done
   for g in 8 1; do
     run "$r" gort "$S" --case mutex --g $g --ops 2000000 --reps 3
