@@ -137,7 +137,11 @@ fn tokio_run(rt: &tokio::runtime::Runtime, shape: &str, w: u64, ops: u64) -> f64
                     sent += h.await.unwrap();
                 }
                 let left: usize = cs.iter().map(|c| c.1.len()).sum();
-                assert_eq!(sent, per * w + left as u64, "sync_contended: every send counted");
+                assert_eq!(
+                    sent,
+                    per * w + left as u64,
+                    "sync_contended: every send counted"
+                );
                 return el / (per * w) as f64;
             }
             "nonblock" => {
@@ -244,7 +248,12 @@ fn main() {
     let ops: u64 = a[4].parse().expect("ops");
     let reps: usize = a[5].parse().expect("reps");
     let shapes: Vec<&str> = if shape == "all" {
-        vec!["uncontended", "sync_contended", "async_contended", "nonblock"]
+        vec![
+            "uncontended",
+            "sync_contended",
+            "async_contended",
+            "nonblock",
+        ]
     } else {
         vec![shape]
     };
