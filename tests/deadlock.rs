@@ -72,6 +72,26 @@ fn scenario(name: &str) {
             t.join().unwrap();
             println!("no deadlock");
         }
+        "deadlock_after_abandoned_io" => {
+            // A first runtime stops while a goroutine waits in `accept`
+            // (abandoned, its wait never ends); the next runtime's deadlock
+            // must still be reported.
+            gort::run(|| {
+                let l = gort::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let (tx, rx) = gort::chan::bounded::<()>(0);
+                gort::go(move || {
+                    tx.send(()).unwrap();
+                    let _ = l.accept();
+                });
+                rx.recv().unwrap();
+                gort::time::sleep(Duration::from_millis(20)); // into the wait
+            });
+            gort::run(|| {
+                let (tx, rx) = gort::chan::bounded::<u32>(0);
+                let _keep = tx;
+                let _ = rx.recv();
+            });
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -139,10 +159,19 @@ fn main() {
         &format!("exit {code}, stderr:\n{err}"),
     );
 
+    let (code, _, err) = run("deadlock_after_abandoned_io");
+    check(
+        "a_goroutine_abandoned_in_a_network_wait_does_not_hide_a_later_deadlock",
+        code == 2
+            && err.starts_with("fatal error: all goroutines are asleep - deadlock!")
+            && err.contains("goroutine 1 [chan receive]:"),
+        &format!("exit {code}, stderr:\n{err}"),
+    );
+
     println!(
         "\ntest result: {}. {} passed; {failed} failed",
         if failed == 0 { "ok" } else { "FAILED" },
-        4 - failed
+        5 - failed
     );
     if failed > 0 {
         std::process::exit(1);

@@ -25,7 +25,7 @@ use crate::sched::park::{self, WaitReason, Waiter};
 use parking_lot::Mutex;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -35,8 +35,6 @@ struct Poller {
     evfd: RawFd,
     /// Registered descriptors by slot; the epoll token is `gen << 32 | slot`.
     slots: Mutex<Slots>,
-    /// Goroutines (or threads) parked in a wait.
-    waiters: AtomicUsize,
     /// Some M is blocked in `epoll_wait` (a wake-up must write the eventfd).
     blocked: AtomicBool,
     /// Coarse ns of the last poll (sysmon polls after 10 ms without one).
@@ -90,7 +88,6 @@ fn poller() -> io::Result<&'static Poller> {
         epfd,
         evfd,
         slots: Mutex::new(Slots::default()),
-        waiters: AtomicUsize::new(0),
         blocked: AtomicBool::new(false),
         last_poll: AtomicU64::new(0),
     };
@@ -261,7 +258,7 @@ impl PollDesc {
     }
 
     fn wait(&self, dir: Interest, deadline: Option<Instant>) -> io::Result<()> {
-        let p = poller()?;
+        poller()?;
         let me = NEXT_WAIT.fetch_add(1, Ordering::Relaxed);
         {
             let _np = crate::sched::preempt::NoPreempt::new();
@@ -280,7 +277,12 @@ impl PollDesc {
             }
             d.waiters.push((me, Waiter::current()));
         }
-        p.waiters.fetch_add(1, Ordering::SeqCst);
+        // Counted in this runtime's scheduler (see `Sched::netpoll_waiters`);
+        // a thread outside any runtime is woken by whoever polls.
+        let sched = crate::runtime::current_sched();
+        if let Some(s) = &sched {
+            s.netpoll_waiters.fetch_add(1, Ordering::SeqCst);
+        }
         // A blocked poller must learn there is someone to poll for.
         wake_poller();
         match deadline {
@@ -289,7 +291,9 @@ impl PollDesc {
             }
             None => park::park_current(WaitReason::IoWait),
         }
-        p.waiters.fetch_sub(1, Ordering::SeqCst);
+        if let Some(s) = &sched {
+            s.netpoll_waiters.fetch_sub(1, Ordering::SeqCst);
+        }
         // Woken by an event, a close, an interrupt, the deadline, or
         // spuriously: leave the list and let the caller retry its operation
         // (it comes back here on EAGAIN).
@@ -318,13 +322,6 @@ pub(crate) fn closed_error() -> io::Error {
 /// The error of an operation whose deadline passed (Go's text).
 pub(crate) fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "i/o timeout")
-}
-
-/// Is anyone waiting for I/O (so an idle M should poll)?
-pub(crate) fn has_waiters() -> bool {
-    POLLER
-        .get()
-        .is_some_and(|p| p.waiters.load(Ordering::SeqCst) > 0)
 }
 
 /// Coarse ns since the last poll, or 0 if there is no poller.

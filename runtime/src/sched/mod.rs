@@ -472,6 +472,12 @@ pub(crate) struct Sched {
     pub(crate) stw: AtomicBool,
     /// `Locked::pwait.len()`, readable without the lock.
     pub(crate) npwait: AtomicUsize,
+    /// Goroutines (or threads) of this runtime parked in a network wait
+    /// (`netpoll::PollDesc::wait`). Per runtime, not in the process-wide
+    /// poller: a goroutine abandoned at a runtime's stop while it waits
+    /// never decrements it, and must not keep a later runtime's idle Ms
+    /// polling and its deadlock check off.
+    pub(crate) netpoll_waiters: AtomicUsize,
     /// GOMAXPROCS set by the program (builder, env or `set_gomaxprocs`).
     pub(crate) gomaxprocs_explicit: AtomicBool,
     pub(crate) sysmon: sysmon::Handle,
@@ -529,6 +535,7 @@ impl Sched {
             allm: std::sync::Mutex::new(Vec::new()),
             stw: AtomicBool::new(false),
             npwait: AtomicUsize::new(0),
+            netpoll_waiters: AtomicUsize::new(0),
             gomaxprocs_explicit: AtomicBool::new(cfg.gomaxprocs_explicit),
             sysmon: sysmon::Handle::default(),
             ngoroutine: CachePadded::new(AtomicI64::new(0)),
@@ -808,6 +815,12 @@ impl Sched {
 
     /// `wakep`: try to add one spinning M if there is an idle P and nobody
     /// is spinning. Call after queueing work.
+    /// Is any goroutine of this runtime waiting for I/O (so an idle M
+    /// should poll, and the world is not deadlocked)?
+    pub(crate) fn has_netpoll_waiters(&self) -> bool {
+        self.netpoll_waiters.load(Ordering::SeqCst) > 0
+    }
+
     pub(crate) fn wakep(self: &Arc<Sched>) {
         // StoreLoad: the queue push before this fence is visible to an M
         // that goes idle after our loads below (see the module docs).
@@ -1119,7 +1132,7 @@ impl Sched {
     /// `findRunnable`): it waits in `epoll_wait` until an event, the next
     /// timer, or a wake-up, then takes an idle P if there is work.
     fn poll_network(self: &Arc<Sched>, me: &Arc<MShared>) -> Net {
-        if !crate::netpoll::has_waiters() {
+        if !self.has_netpoll_waiters() {
             return Net::NotPoller;
         }
         {
@@ -1591,7 +1604,7 @@ impl Sched {
                         continue;
                     }
                     // Go polls the network before giving up its P.
-                    if crate::netpoll::has_waiters()
+                    if self.has_netpoll_waiters()
                         && crate::netpoll::poll(Some(std::time::Duration::ZERO)) > 0
                     {
                         continue;

@@ -262,7 +262,7 @@ impl Sysmon {
             || s.npwait.load(Ordering::SeqCst) != 0
             || s.stw.load(Ordering::SeqCst)
             || s.next_timer().is_some()
-            || crate::netpoll::has_waiters()
+            || s.has_netpoll_waiters()
             || s.num_goroutine() == 0
             || s.shutdown.load(Ordering::SeqCst)
         {
@@ -432,7 +432,7 @@ impl Sysmon {
             sched.add_pwaiter(&m);
         }
         // Nobody polled the network for 10 ms (every M busy): poll here.
-        if crate::netpoll::has_waiters()
+        if sched.has_netpoll_waiters()
             && crate::netpoll::since_last_poll(now) >= 10_000_000
             && crate::netpoll::poll(Some(Duration::ZERO)) > 0
         {
