@@ -230,7 +230,10 @@ pub(crate) struct State<T> {
     pub(crate) recvq: VecDeque<Entry<T>>,
     /// `never()`: no senders, yet never disconnected.
     pub(crate) never: bool,
-    pub(crate) pending: Vec<(u64, Pending<T>)>,
+    /// Results by op id, with the completed entry's op: a plain sender
+    /// or receiver gets its op back this way (its entry owned it, so
+    /// neither queueing nor completing touched the reference count).
+    pub(crate) pending: Vec<(u64, Pending<T>, Option<Arc<Op>>)>,
     /// `Select::ready` waiters: woken (all) on any change.
     pub(crate) watchers: Vec<Arc<Op>>,
 }
@@ -329,14 +332,25 @@ impl<T> State<T> {
 
     #[inline]
     pub(crate) fn take_pending(&mut self, id: u64) -> Option<Pending<T>> {
-        let i = self.pending.iter().position(|(k, _)| *k == id)?;
-        Some(self.pending.swap_remove(i).1)
+        self.take_pending_op(id).map(|(p, _)| p)
     }
 
+    /// The result for op `id` and the op its entry held, if any.
+    #[inline]
+    pub(crate) fn take_pending_op(&mut self, id: u64) -> Option<(Pending<T>, Option<Arc<Op>>)> {
+        let i = self.pending.iter().position(|(k, _, _)| *k == id)?;
+        let (_, p, op) = self.pending.swap_remove(i);
+        Some((p, op))
+    }
+
+    /// Stores `e`'s result and wakes its owner; `e`'s op reference moves
+    /// into `pending` with the result (under the lock, so the order of the
+    /// two does not matter to the owner, who reads both under it).
     #[inline]
     pub(crate) fn complete(&mut self, e: Entry<T>, p: Pending<T>) {
-        self.pending.push((e.op.id(), p));
-        e.op.finish();
+        let op = e.op;
+        op.finish();
+        self.pending.push((op.id(), p, Some(op)));
     }
 
     #[inline]
@@ -464,11 +478,6 @@ impl<T> State<T> {
         self.complete(sender, Pending::SendTo(Box::new(me)));
     }
 
-    pub(crate) fn remove_op(&mut self, op: &Arc<Op>) {
-        self.remove_entries(true, op);
-        self.remove_entries(false, op);
-    }
-
     /// Drops `op`'s entries from the send (`send`) or receive queue, and
     /// its watcher entries. In place, without `retain`'s full rewrite: the
     /// queues are short and the entry usually gone already (claimed by
@@ -591,7 +600,7 @@ impl<T> Chan<T> {
     fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
         crate::sched::park::preempt_check();
-        let op;
+        let id;
         {
             let mut st = self.state();
             match st.try_send(v, self.cap, None) {
@@ -603,9 +612,11 @@ impl<T> Chan<T> {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(SendTimeoutError::Timeout(v));
                     }
-                    op = Op::new(NONE);
+                    let op = Op::new(NONE);
+                    id = op.id();
+                    // The entry owns the op; it comes back through `pending`.
                     st.sendq.push_back(Entry {
-                        op: op.clone(),
+                        op,
                         case: 0,
                         value: Some(v),
                     });
@@ -613,44 +624,40 @@ impl<T> Chan<T> {
                 }
             }
         }
-        let r = self.wait_send(&op, deadline);
-        Op::recycle(op);
-        r
-    }
-
-    /// Waits for a plain send's queued `op` (until `deadline`, if any).
-    fn wait_send(
-        &self,
-        op: &Arc<Op>,
-        deadline: Option<Instant>,
-    ) -> Result<(), SendTimeoutError<T>> {
         loop {
-            let done = op.wait(deadline, park::WaitReason::ChanSend);
+            let timed_out = wait_plain(deadline, park::WaitReason::ChanSend);
             let mut st = self.state();
-            if !done && op.claim(ABORT) {
-                // Under the lock, so no claimer holds our entry: take it back.
-                let i = st.sendq.iter().position(|e| Arc::ptr_eq(&e.op, op));
-                let e = st.sendq.remove(i.expect("own entry")).expect("own entry");
-                return Err(SendTimeoutError::Timeout(e.value.expect("value")));
+            if let Some((p, op)) = st.take_pending_op(id) {
+                drop(st);
+                if let Some(op) = op {
+                    Op::recycle(op);
+                }
+                return match p {
+                    Pending::SendDone => Ok(()),
+                    Pending::SendFailed(v) => {
+                        Err(SendTimeoutError::Disconnected(v.expect("value")))
+                    }
+                    _ => unreachable!("gort: chan: bad send result"),
+                };
             }
-            match st.take_pending(op.id()) {
-                Some(Pending::SendDone) => return Ok(()),
-                Some(Pending::SendFailed(v)) => {
-                    return Err(SendTimeoutError::Disconnected(v.expect("value")));
-                }
-                Some(_) => unreachable!("gort: chan: bad send result"),
-                None => {
-                    drop(st);
-                    op.wait(None, park::WaitReason::ChanSend);
-                }
+            if timed_out {
+                // Still queued: nobody took the value; take it back. (A
+                // plain sender's entry is claimed and completed in one
+                // critical section, so it is either here or done.)
+                let i = st.sendq.iter().position(|e| e.op.id() == id);
+                let e = st.sendq.remove(i.expect("own entry")).expect("own entry");
+                drop(st);
+                let v = e.value.expect("value");
+                Op::recycle(e.op);
+                return Err(SendTimeoutError::Timeout(v));
             }
         }
     }
 
-    fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    fn recv(&self, mut deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
         crate::sched::park::preempt_check();
-        let op;
+        let id;
         {
             let mut st = self.state();
             match st.try_recv(None) {
@@ -666,9 +673,11 @@ impl<T> Chan<T> {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(RecvTimeoutError::Timeout);
                     }
-                    op = Op::new(NONE);
+                    let op = Op::new(NONE);
+                    id = op.id();
+                    // The entry owns the op; it comes back through `pending`.
                     st.recvq.push_back(Entry {
-                        op: op.clone(),
+                        op,
                         case: 0,
                         value: None,
                     });
@@ -676,21 +685,55 @@ impl<T> Chan<T> {
                 }
             }
         }
-        let done = op.wait(deadline, park::WaitReason::ChanReceive);
-        if !done {
+        loop {
+            let timed_out = wait_plain(deadline, park::WaitReason::ChanReceive);
             let mut st = self.state();
-            if op.claim(ABORT) {
-                st.remove_op(&op);
+            if let Some((p, op)) = st.take_pending_op(id) {
                 drop(st);
-                Op::recycle(op);
-                return Err(RecvTimeoutError::Timeout);
+                if let Some(op) = op {
+                    Op::recycle(op);
+                }
+                return match p {
+                    Pending::Recv(Some(v)) => Ok(v),
+                    Pending::Recv(None) => Err(RecvTimeoutError::Disconnected),
+                    _ => unreachable!("gort: chan: send result for a receive"),
+                };
+            }
+            if timed_out {
+                if let Some(i) = st.recvq.iter().position(|e| e.op.id() == id) {
+                    // Still queued: nobody claimed it; leave.
+                    let e = st.recvq.remove(i).expect("own entry");
+                    drop(st);
+                    Op::recycle(e.op);
+                    return Err(RecvTimeoutError::Timeout);
+                }
+                // Claimed by a select sender that has not supplied its
+                // value yet (`SendTo`): committed, wait for it.
+                deadline = None;
             }
         }
-        let r = self
-            .wait_recv(&op)
-            .map_err(|_| RecvTimeoutError::Disconnected);
-        Op::recycle(op);
-        r
+    }
+}
+
+/// A plain sender's or receiver's wait: parks until woken (or
+/// `deadline`); returns whether the deadline has passed. Spurious returns
+/// are fine: the caller looks for its result under the lock and loops.
+/// Nothing is lost between queueing the entry and parking: the completer's
+/// wake-up is recorded in the park word (`NOTIFIED`) and the park returns
+/// at once.
+fn wait_plain(deadline: Option<Instant>, why: park::WaitReason) -> bool {
+    match deadline {
+        None => {
+            park::park_current(why);
+            false
+        }
+        Some(d) => {
+            if Instant::now() >= d {
+                return true;
+            }
+            park::park_current_until(d, why);
+            Instant::now() >= d
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //!   (never held across a park): a `VecDeque` buffer, FIFO queues of
 //!   waiting senders and receivers (`Entry`, Go `sudog`), the sender and
 //!   receiver counts, and `pending`: results handed to waiters, keyed by
-//!   their op id.
+//!   their op id, each with the completed entry's op reference.
 //! - An `Op` is one blocking operation (a plain send/recv, or a whole
 //!   select): a `selected` word (`NONE` → the index of the case that fired,
 //!   or `ABORT` on timeout), a `done` flag and the `Waiter` to wake.
@@ -38,13 +38,20 @@
 //!
 //! # Race protocol
 //!
-//! Entries are claimed (CAS on `selected`) and completed (result pushed to
-//! `pending`, then `done` released, then the waiter woken) under the lock of
-//! the channel holding the entry. An owner never reads a result before
-//! `done`; wake-ups may be spurious, so every wait loops on `done`.
-//! A plain op times out by CASing `ABORT` under its channel's lock and
-//! removing its entry in the same critical section, so a value is never
-//! lost.
+//! Entries are claimed (CAS on `selected`) and completed (`done` released,
+//! the waiter woken, the result and the entry's op reference pushed to
+//! `pending`) under the lock of the channel holding the entry.
+//!
+//! A plain send or receive gives its op to its entry (no reference-count
+//! traffic) and, after every wake-up, looks for its result in `pending`
+//! under the lock, where it also gets the op back; a wake-up that comes
+//! before it parks is recorded by the park word, and spurious ones just
+//! loop. It times out by removing its entry under the lock: if the entry
+//! is gone, it was claimed, and the result is in `pending` or (a receiver
+//! paired with a select sender that has not supplied its value) will be,
+//! so it waits on. A select's op is shared by its entries; its owner waits
+//! on `done` (Acquire) before reading a result, and times out by CASing
+//! `ABORT`. Either way a value is never lost.
 #![forbid(unsafe_code)]
 
 #[allow(clippy::module_inception)]

@@ -109,7 +109,7 @@ impl<T> Chan<T> {
             } else {
                 return Attempt::Restart;
             };
-            st.pending.push((op.id(), p));
+            st.pending.push((op.id(), p, None));
             st.notify();
             op.done.store(true, Ordering::Release); // pairs with Acquire in Op::wait
             return Attempt::Done;
@@ -133,11 +133,11 @@ impl<T> Chan<T> {
             }
             match st.try_recv(Some(op)) {
                 RecvTry::Got(v) => {
-                    st.pending.push((op.id(), Pending::Recv(Some(v))));
+                    st.pending.push((op.id(), Pending::Recv(Some(v)), None));
                     op.done.store(true, Ordering::Release); // pairs with Acquire in Op::wait
                 }
                 RecvTry::Disconnected => {
-                    st.pending.push((op.id(), Pending::Recv(None)));
+                    st.pending.push((op.id(), Pending::Recv(None), None));
                     op.done.store(true, Ordering::Release); // pairs with Acquire in Op::wait
                 }
                 // Our `done` is set when the sender supplies the value.
