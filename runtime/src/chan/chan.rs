@@ -197,6 +197,9 @@ pub(crate) struct Entry<T> {
     /// A plain sender's value; `None` for receivers and for `select` send
     /// cases (whose value comes later, through `SelectedOperation::send`).
     pub(crate) value: Option<T>,
+    /// A plain send or receive: its op is this entry's alone and nobody
+    /// else can fire or abort it, so claiming it needs no compare-and-swap.
+    pub(crate) plain: bool,
 }
 
 /// The result of a completed operation, keyed by `Op::id` in `State::pending`.
@@ -381,7 +384,10 @@ impl<T> State<T> {
                 i += 1;
                 continue;
             }
-            let won = q[i].op.claim(q[i].case);
+            // A plain entry's op has no other claimant (its owner times
+            // out by removing the entry under this lock); a select's may
+            // be fired by another channel first.
+            let won = q[i].plain || q[i].op.claim(q[i].case);
             let e = if i == 0 { q.pop_front() } else { q.remove(i) }.expect("index in range");
             if won {
                 return Some(e);
@@ -576,6 +582,7 @@ impl<T> Chan<T> {
                 op: me.clone(),
                 case: 0,
                 value: None,
+                plain: false,
             },
         );
         drop(st);
@@ -619,6 +626,7 @@ impl<T> Chan<T> {
                         op,
                         case: 0,
                         value: Some(v),
+                        plain: true,
                     });
                     st.notify();
                 }
@@ -680,6 +688,7 @@ impl<T> Chan<T> {
                         op,
                         case: 0,
                         value: None,
+                        plain: true,
                     });
                     st.notify();
                 }

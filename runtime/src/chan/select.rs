@@ -119,6 +119,7 @@ impl<T> Chan<T> {
                 op: op.clone(),
                 case,
                 value: None,
+                plain: false,
             });
             st.notify();
         }
@@ -147,6 +148,7 @@ impl<T> Chan<T> {
                         op: op.clone(),
                         case,
                         value: None,
+                        plain: false,
                     },
                 ),
                 RecvTry::Empty => return Attempt::Restart,
@@ -158,6 +160,7 @@ impl<T> Chan<T> {
                 op: op.clone(),
                 case,
                 value: None,
+                plain: false,
             });
             st.notify();
         }
