@@ -13,7 +13,7 @@
 //! 1. an M about to go idle polls without blocking (`find_runnable`);
 //! 2. the last idle M blocks in `epoll_wait` with the next timer as its
 //!    timeout (`stopm`), and is interrupted through an eventfd
-//!    ([`wake_poller`]) when a timer moves earlier or the runtime stops;
+//!    (`wake_poller`) when a timer moves earlier or the runtime stops;
 //! 3. sysmon polls if nobody has for 10 ms.
 //!
 //! Readiness is recorded even when nobody waits, so an edge that fires
