@@ -56,24 +56,23 @@ impl Waiter {
     /// [`Waiter::wake`] without giving up the handle (no reference-count
     /// traffic: for wakers that keep the waiter, as a channel `Op` does).
     pub(crate) fn wake_by_ref(&self) {
-        match self {
-            Waiter::Goroutine(h) => {
-                if let Some(g) = h.unpark() {
-                    ready(g);
-                }
-            }
-            Waiter::Thread(t) => t.unpark(),
-        }
+        self.wake_into(ready);
     }
 
     /// Wakes the waiter onto the back of the global run queue (for the
     /// rest of a batch of due timers, beyond the one that goes to
     /// `runnext`: they then run first come, first served on every P).
     pub(crate) fn wake_global(self, sched: &Arc<Sched>) {
+        self.wake_into(|g| sched.injector.push(g));
+    }
+
+    /// Wakes the waiter; a goroutine this made runnable goes to `queue`.
+    #[inline]
+    fn wake_into(&self, queue: impl FnOnce(GRef)) {
         match self {
             Waiter::Goroutine(h) => {
                 if let Some(g) = h.unpark() {
-                    sched.injector.push(g);
+                    queue(g);
                 }
             }
             Waiter::Thread(t) => t.unpark(),
