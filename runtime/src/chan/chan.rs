@@ -667,23 +667,11 @@ impl<T> Chan<T> {
                 }
             }
         }
-        loop {
-            let timed_out = wait_plain(deadline, park::WaitReason::ChanSend);
-            let mut st = self.state();
-            if let Some((p, op)) = st.take_pending_op(id) {
-                drop(st);
-                if let Some(op) = op {
-                    Op::recycle(op);
-                }
-                return match p {
-                    Pending::SendDone => Ok(()),
-                    Pending::SendFailed(v) => {
-                        Err(SendTimeoutError::Disconnected(v.expect("value")))
-                    }
-                    _ => unreachable!("gort: chan: bad send result"),
-                };
-            }
-            if timed_out {
+        match self.wait_plain_result(id, deadline, park::WaitReason::ChanSend) {
+            Ok(Pending::SendDone) => Ok(()),
+            Ok(Pending::SendFailed(v)) => Err(SendTimeoutError::Disconnected(v.expect("value"))),
+            Ok(_) => unreachable!("gort: chan: bad send result"),
+            Err(mut st) => {
                 // Still queued: nobody took the value; take it back. (A
                 // plain sender's entry is claimed and completed in one
                 // critical section, so it is either here or done.)
@@ -692,7 +680,32 @@ impl<T> Chan<T> {
                 drop(st);
                 let v = e.value.expect("value");
                 Op::recycle(e.op);
-                return Err(SendTimeoutError::Timeout(v));
+                Err(SendTimeoutError::Timeout(v))
+            }
+        }
+    }
+
+    /// A plain op's wait for its result: `Ok` once `pending` has it (the
+    /// op, handed back with it, goes to the pool), `Err` with the lock held
+    /// once `deadline` passed without one.
+    fn wait_plain_result(
+        &self,
+        id: u64,
+        deadline: Option<Instant>,
+        why: park::WaitReason,
+    ) -> Result<Pending<T>, Guard<'_, T>> {
+        loop {
+            let timed_out = wait_plain(deadline, why);
+            let mut st = self.state();
+            if let Some((p, op)) = st.take_pending_op(id) {
+                drop(st);
+                if let Some(op) = op {
+                    Op::recycle(op);
+                }
+                return Ok(p);
+            }
+            if timed_out {
+                return Err(st);
             }
         }
     }
@@ -730,30 +743,22 @@ impl<T> Chan<T> {
             }
         }
         loop {
-            let timed_out = wait_plain(deadline, park::WaitReason::ChanReceive);
-            let mut st = self.state();
-            if let Some((p, op)) = st.take_pending_op(id) {
-                drop(st);
-                if let Some(op) = op {
-                    Op::recycle(op);
+            match self.wait_plain_result(id, deadline, park::WaitReason::ChanReceive) {
+                Ok(Pending::Recv(Some(v))) => return Ok(v),
+                Ok(Pending::Recv(None)) => return Err(RecvTimeoutError::Disconnected),
+                Ok(_) => unreachable!("gort: chan: send result for a receive"),
+                Err(mut st) => {
+                    if let Some(i) = st.recvq.iter().position(|e| e.op.id() == id) {
+                        // Still queued: nobody claimed it; leave.
+                        let e = st.recvq.remove(i).expect("own entry");
+                        drop(st);
+                        Op::recycle(e.op);
+                        return Err(RecvTimeoutError::Timeout);
+                    }
+                    // Claimed by a select sender that has not supplied its
+                    // value yet (`SendTo`): committed, wait for it.
+                    deadline = None;
                 }
-                return match p {
-                    Pending::Recv(Some(v)) => Ok(v),
-                    Pending::Recv(None) => Err(RecvTimeoutError::Disconnected),
-                    _ => unreachable!("gort: chan: send result for a receive"),
-                };
-            }
-            if timed_out {
-                if let Some(i) = st.recvq.iter().position(|e| e.op.id() == id) {
-                    // Still queued: nobody claimed it; leave.
-                    let e = st.recvq.remove(i).expect("own entry");
-                    drop(st);
-                    Op::recycle(e.op);
-                    return Err(RecvTimeoutError::Timeout);
-                }
-                // Claimed by a select sender that has not supplied its
-                // value yet (`SendTo`): committed, wait for it.
-                deadline = None;
             }
         }
     }

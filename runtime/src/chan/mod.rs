@@ -450,24 +450,9 @@ macro_rules! __gort_select {
         }
     }};
     (@recvs_block ($([$id:ident $p:pat, $b:tt])+) (now $d:tt)) => { $d };
-    (@recvs_block ($([$id:ident $p:pat, $b:tt])+) ($($d:tt)*)) => {{
-        let mut __sel = $crate::chan::Select::new();
-        $( __sel.recv($id.0); )+
-        let __oper = $crate::__gort_select!(@run __sel $($d)*);
-        match __oper {
-            ::core::option::Option::None => $crate::__gort_select!(@default $($d)*),
-            ::core::option::Option::Some(__oper) => {
-                let __i = __oper.index();
-                $( if __i == $id.1 {
-                    match __oper.recv($id.0) {
-                        $p => $b,
-                    }
-                } else )+ {
-                    ::core::unreachable!()
-                }
-            }
-        }
-    }};
+    (@recvs_block ($([$id:ident $p:pat, $b:tt])+) ($($d:tt)*)) => {
+        $crate::__gort_select!(@general ($([recv $id ($id.0) $p, $b])+) ($($d)*))
+    };
     (@emit $($t:tt)*) => {
         $crate::__gort_select!(@general $($t)*)
     };
