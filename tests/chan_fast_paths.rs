@@ -363,3 +363,141 @@ fn one_send_case_with_default() {
         assert_eq!(evaluated.get(), 2);
     });
 }
+
+/// Yields until `r` has a ready counterpart (a parked sender's entry).
+fn until_ready<T>(r: &Receiver<T>) {
+    for _ in 0..10_000 {
+        let mut sel = Select::new();
+        sel.recv(r);
+        if sel.try_ready().is_ok() {
+            return;
+        }
+        gort::yield_now();
+    }
+    panic!("the sender never parked");
+}
+
+/// A send case whose value is a literal, `()` or a variable of a `Copy`
+/// type carries that value in its queue entries (Go's `sudog.elem`): a
+/// receiver takes it straight from the parked select, before the
+/// select's goroutine runs again. At GOMAXPROCS=1 that shows: the
+/// select's body has not run yet when `try_recv` returns. (A value
+/// evaluated only once the case is chosen makes the receiver wait for the
+/// sender to supply it, and the sender runs its body first.)
+#[test]
+fn a_parked_select_hands_over_its_up_front_value() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    watchdog("a_parked_select_hands_over_its_up_front_value", 30, || {
+        rt(1).run(|| {
+            for form in ["literal", "variable", "unit"] {
+                let (s, r) = bounded::<u32>(0);
+                let (u, ur) = bounded::<()>(0);
+                let (other, _keep) = bounded::<u32>(0);
+                let bodies = Arc::new(AtomicUsize::new(0));
+                let b = bodies.clone();
+                let x = 7u32;
+                let h = gort::go(move || match form {
+                    "literal" => select! {
+                        send(s, 7) -> res => { res.unwrap(); b.fetch_add(1, Ordering::SeqCst); }
+                        send(other, 8) -> _ => unreachable!("nobody receives on other"),
+                    },
+                    "variable" => select! {
+                        send(s, x) -> res => { res.unwrap(); b.fetch_add(1, Ordering::SeqCst); }
+                        send(other, 8) -> _ => unreachable!("nobody receives on other"),
+                    },
+                    _ => select! {
+                        send(u, ()) -> res => { res.unwrap(); b.fetch_add(1, Ordering::SeqCst); }
+                        send(other, 8) -> _ => unreachable!("nobody receives on other"),
+                    },
+                });
+                if form == "unit" {
+                    until_ready(&ur);
+                    assert_eq!(ur.try_recv(), Ok(()));
+                } else {
+                    until_ready(&r);
+                    assert_eq!(r.try_recv(), Ok(7), "{form}");
+                }
+                assert_eq!(
+                    bodies.load(Ordering::SeqCst),
+                    0,
+                    "{form}: the value came before the select ran again"
+                );
+                h.join().unwrap();
+                assert_eq!(bodies.load(Ordering::SeqCst), 1, "{form}: the Ok body ran");
+            }
+        });
+    });
+}
+
+/// A variable that is not `Copy` is not taken up front: it can still be
+/// moved in another arm (crossbeam's rule), and a generic value works.
+#[test]
+fn a_non_copy_send_value_is_evaluated_only_when_chosen() {
+    fn send_any<T>(s: &Sender<T>, v: T) -> Result<(), T> {
+        select! { send(s, v) -> res => res.map_err(|e| e.0) }
+    }
+    watchdog(
+        "a_non_copy_send_value_is_evaluated_only_when_chosen",
+        30,
+        || {
+            let (s, r) = bounded::<String>(0);
+            let msg = String::from("kept");
+            let out: Result<(), String> = select! {
+                send(s, msg) -> res => res.map_err(|e| e.0),
+                default => Err(msg),
+            };
+            assert_eq!(
+                out,
+                Err("kept".to_string()),
+                "no receiver: default, msg unmoved"
+            );
+            let (b, br) = bounded::<String>(1);
+            assert_eq!(send_any(&b, "generic".to_string()), Ok(()));
+            assert_eq!(br.try_recv().as_deref(), Ok("generic"));
+            drop(r);
+            assert_eq!(send_any(&s, "gone".to_string()), Err("gone".to_string()));
+        },
+    );
+}
+
+/// An up-front value in a parked select: it refills a buffer a receiver
+/// just drained, and comes back as the error when every receiver leaves.
+#[test]
+fn a_parked_up_front_send_refills_the_buffer_or_fails() {
+    watchdog(
+        "a_parked_up_front_send_refills_the_buffer_or_fails",
+        30,
+        || {
+            for procs in [1, 4] {
+                rt(procs).run(|| {
+                    let (s, r) = bounded::<u32>(1);
+                    let (other, _keep) = bounded::<u32>(0);
+                    s.send(1).unwrap();
+                    let h = gort::go(move || {
+                        select! {
+                            send(s, 2) -> res => res.map_err(|e| e.0),
+                            send(other, 9) -> _ => unreachable!("nobody receives on other"),
+                        }
+                    });
+                    until_ready(&r);
+                    assert_eq!(r.recv(), Ok(1));
+                    assert_eq!(r.recv(), Ok(2), "refilled from the parked select");
+                    assert_eq!(h.join().unwrap(), Ok(()));
+
+                    let (s, r) = bounded::<u32>(0);
+                    let (other, _keep) = bounded::<u32>(0);
+                    let h = gort::go(move || {
+                        select! {
+                            send(s, 5) -> res => res.map_err(|e| e.0),
+                            send(other, 9) -> _ => unreachable!("nobody receives on other"),
+                        }
+                    });
+                    until_ready(&r);
+                    drop(r);
+                    assert_eq!(h.join().unwrap(), Err(5), "receivers gone: the value back");
+                });
+            }
+        },
+    );
+}

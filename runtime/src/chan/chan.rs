@@ -47,6 +47,11 @@ pub(crate) struct Op {
     /// Atomic: Release by the completer after it stored the result in
     /// `pending`; Acquire by the owner before reading it.
     pub(crate) done: AtomicBool,
+    /// Atomic: a select's send case delivered its up-front value
+    /// (`select::__SendCase`) and left no result in `pending`. Stored
+    /// (Relaxed) before `done`'s Release store, by whoever took the
+    /// value; read by the owner after `done`.
+    pub(crate) delivered: AtomicBool,
     /// Set before the op is shared: whom to wake.
     pub(crate) waiter: Waiter,
 }
@@ -111,6 +116,7 @@ impl Op {
                 op.id.store(id, Ordering::Relaxed); // unique; published by a channel lock
                 op.selected.store(selected, Ordering::Relaxed); // likewise
                 op.done.store(false, Ordering::Relaxed); // likewise
+                op.delivered.store(false, Ordering::Relaxed); // likewise
                 op
             }
             Some((mut op, false)) => {
@@ -118,6 +124,7 @@ impl Op {
                 *o.id.get_mut() = id;
                 *o.selected.get_mut() = selected;
                 *o.done.get_mut() = false;
+                *o.delivered.get_mut() = false;
                 o.waiter = Waiter::current();
                 op
             }
@@ -125,6 +132,7 @@ impl Op {
                 id: AtomicU64::new(id),
                 selected: AtomicUsize::new(selected),
                 done: AtomicBool::new(false),
+                delivered: AtomicBool::new(false),
                 waiter: Waiter::current(),
             }),
         }
@@ -361,6 +369,20 @@ impl<T> State<T> {
         self.pending.push((op.id(), p, Some(op)));
     }
 
+    /// A waiting sender's value was taken: a plain sender learns it
+    /// through `pending` (where it gets its op back); a select's send case
+    /// (which carried its value up front) through `Op::delivered`, with
+    /// no result to collect under the lock.
+    #[inline]
+    pub(crate) fn complete_sent(&mut self, e: Entry<T>) {
+        if e.plain {
+            self.complete(e, Pending::SendDone);
+        } else {
+            e.op.delivered.store(true, Ordering::Relaxed); // ordered by finish's Release
+            e.op.finish();
+        }
+    }
+
     #[inline]
     pub(crate) fn notify(&mut self) {
         if self.watchers.is_empty() {
@@ -455,7 +477,7 @@ impl<T> State<T> {
                         let mut s = s;
                         let sv = s.value.take().expect("value");
                         self.buf.push_back(sv);
-                        self.complete(s, Pending::SendDone);
+                        self.complete_sent(s);
                     }
                     None => {
                         self.reserved += 1;
@@ -470,7 +492,7 @@ impl<T> State<T> {
             self.notify();
             return match s.value.take() {
                 Some(v) => {
-                    self.complete(s, Pending::SendDone);
+                    self.complete_sent(s);
                     RecvTry::Got(v)
                 }
                 None => RecvTry::Valueless(s),

@@ -35,6 +35,11 @@
 //!    select send entry holds no value. A receiver that claims one hands it
 //!    a `SendTo(receiver entry)`; the sender's `SelectedOperation::send`
 //!    completes the receiver. A buffered one gets a reserved slot instead.
+//!    Except in `select!`, when the value is a literal, `()` or a variable
+//!    of a `Copy` type (`__SendCase`): evaluating it up front is then
+//!    invisible, so its entries carry a copy and it sends as a plain
+//!    sender does (Go's `sudog.elem`); the taker marks the op
+//!    `delivered` instead of leaving a result in `pending`.
 //!
 //! # Race protocol
 //!
@@ -60,7 +65,10 @@ mod select;
 mod timer;
 
 pub use chan::{IntoIter, Iter, Receiver, Sender, TryIter, bounded, never, unbounded};
-pub use select::{__Perm, Select, SelectedOperation};
+pub use select::{
+    __Perm, __SendCase, __SendEager, __SendLazy, __SendProbe, __UpFront, __send_probe, Select,
+    SelectedOperation,
+};
 pub use timer::{after, at, tick};
 
 use std::fmt;
@@ -307,6 +315,13 @@ impl<T> std::error::Error for SendTimeoutError<T> {}
 /// body` (never blocks) or `default(timeout) => body`. Among the ready
 /// cases one is chosen uniformly at random. Up to 32 cases.
 ///
+/// A send's value `v` is evaluated only if its case is chosen
+/// (crossbeam's rule, so it may be moved in one arm and used in another),
+/// except that a literal, `()` or a variable of a `Copy` type is copied
+/// up front, where that cannot be told apart: a receiver then takes the
+/// value from a parked select without waiting for its goroutine to run
+/// (Go evaluates every send value on entry).
+///
 /// ```
 /// use gort_runtime::chan::{bounded, select};
 /// let (s, r) = bounded::<i32>(1);
@@ -340,29 +355,37 @@ macro_rules! __gort_select {
     (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) , $($rest:tt)*) => {
         $crate::__gort_select!(@parse ($($c)*) ($($d)*) ($($ids)*) $($rest)*)
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
-        recv($r:expr) -> $p:pat => $b:block $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)* [recv $id ($r) $p, $b]) ($($d)*) ($($ids)*) $($rest)*)
+    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) recv($r:expr) -> $($rest:tt)*) => {
+        $crate::__gort_select!(@case ($($c)*) ($($d)*) ($($ids)*) recv ($r) $($rest)*)
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
-        recv($r:expr) -> $p:pat => $b:expr, $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)* [recv $id ($r) $p, ($b)]) ($($d)*) ($($ids)*) $($rest)*)
+    // A send whose value is a literal, `()` or a variable is `sendv`: its
+    // value may be taken up front (if `Copy`: see `__SendCase`); any
+    // other expression is evaluated only if its case is chosen.
+    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, $v:literal) -> $($rest:tt)*) => {
+        $crate::__gort_select!(@case ($($c)*) ($($d)*) ($($ids)*) sendv ($s, $v) $($rest)*)
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
-        recv($r:expr) -> $p:pat => $b:expr) => {
-        $crate::__gort_select!(@parse ($($c)* [recv $id ($r) $p, ($b)]) ($($d)*) ($($ids)*))
+    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, $v:ident) -> $($rest:tt)*) => {
+        $crate::__gort_select!(@case ($($c)*) ($($d)*) ($($ids)*) sendv ($s, $v) $($rest)*)
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
-        send($s:expr, $v:expr) -> $p:pat => $b:block $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)* [send $id ($s, $v) $p, $b]) ($($d)*) ($($ids)*) $($rest)*)
+    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, ()) -> $($rest:tt)*) => {
+        $crate::__gort_select!(@case ($($c)*) ($($d)*) ($($ids)*) sendv ($s, ()) $($rest)*)
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
-        send($s:expr, $v:expr) -> $p:pat => $b:expr, $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)* [send $id ($s, $v) $p, ($b)]) ($($d)*) ($($ids)*) $($rest)*)
+    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, $v:expr) -> $($rest:tt)*) => {
+        $crate::__gort_select!(@case ($($c)*) ($($d)*) ($($ids)*) send ($s, $v) $($rest)*)
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*)
-        send($s:expr, $v:expr) -> $p:pat => $b:expr) => {
-        $crate::__gort_select!(@parse ($($c)* [send $id ($s, $v) $p, ($b)]) ($($d)*) ($($ids)*))
+    // A case's pattern and body: a block (comma optional), or an
+    // expression followed by a comma or the end.
+    (@case ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*) $kind:ident ($($a:tt)*)
+        $p:pat => $b:block $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)* [$kind $id ($($a)*) $p, $b]) ($($d)*) ($($ids)*) $($rest)*)
+    };
+    (@case ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*) $kind:ident ($($a:tt)*)
+        $p:pat => $b:expr, $($rest:tt)*) => {
+        $crate::__gort_select!(@parse ($($c)* [$kind $id ($($a)*) $p, ($b)]) ($($d)*) ($($ids)*) $($rest)*)
+    };
+    (@case ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*) $kind:ident ($($a:tt)*)
+        $p:pat => $b:expr) => {
+        $crate::__gort_select!(@parse ($($c)* [$kind $id ($($a)*) $p, ($b)]) ($($d)*) ($($ids)*))
     };
     (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:block $($rest:tt)*) => {
         $crate::__gort_select!(@parse ($($c)*) (now $b) ($($ids)*) $($rest)*)
@@ -405,12 +428,12 @@ macro_rules! __gort_select {
     // would block, `default` at once (lock-free, as Go's `selectnbsend`);
     // else the general path (the value is still evaluated only if the
     // case is chosen).
-    (@emit ([send $id:ident ($s:expr, $v:expr) $p:pat, $b:tt]) (now $d:tt)) => {{
+    (@emit ([$kind:ident $id:ident ($s:expr, $v:expr) $p:pat, $b:tt]) (now $d:tt)) => {{
         let $id: &$crate::chan::Sender<_> = &$s;
         if $crate::chan::__send_would_block($id) {
             $d
         } else {
-            $crate::__gort_select!(@general ([send $id (*$id, $v) $p, $b]) (now $d))
+            $crate::__gort_select!(@general ([$kind $id (*$id, $v) $p, $b]) (now $d))
         }
     }};
     // Only receive cases: a typed first pass, each case tried once with
@@ -457,8 +480,11 @@ macro_rules! __gort_select {
         $crate::__gort_select!(@general $($t)*)
     };
     (@general ($([$kind:ident $id:ident ($($args:tt)*) $p:pat, $b:tt])*) ($($d:tt)*)) => {{
+        // Every channel (and up-front value) in source order, as Go
+        // evaluates them, before the `Select` that borrows them.
+        $( $crate::__gort_select!(@bind $kind $id ($($args)*)); )*
         let mut __sel = $crate::chan::Select::new();
-        $( $crate::__gort_select!(@add __sel $kind $id ($($args)*)); )*
+        $( $crate::__gort_select!(@add __sel $kind $id); )*
         let __oper = $crate::__gort_select!(@run __sel $($d)*);
         match __oper {
             ::core::option::Option::None => $crate::__gort_select!(@default $($d)*),
@@ -472,13 +498,26 @@ macro_rules! __gort_select {
             }
         }
     }};
-    (@add $sel:ident recv $id:ident ($r:expr)) => {
+    (@bind recv $id:ident ($r:expr)) => {
         let $id: &$crate::chan::Receiver<_> = &$r;
+    };
+    (@bind send $id:ident ($s:expr, $v:expr)) => {
+        let $id: &$crate::chan::Sender<_> = &$s;
+        let $id = $crate::chan::__SendCase::new($id, ::core::option::Option::None);
+    };
+    (@bind sendv $id:ident ($s:expr, $v:expr)) => {
+        let $id: &$crate::chan::Sender<_> = &$s;
+        let $id = $crate::chan::__SendCase::new($id, {
+            #[allow(unused_imports)]
+            use $crate::chan::{__SendEager as _, __SendLazy as _};
+            (&$crate::chan::__send_probe($id, &$v)).__value()
+        });
+    };
+    (@add $sel:ident recv $id:ident) => {
         let $id = ($id, $sel.recv($id));
     };
-    (@add $sel:ident send $id:ident ($s:expr, $v:expr)) => {
-        let $id: &$crate::chan::Sender<_> = &$s;
-        let $id = ($id, $sel.send($id));
+    (@add $sel:ident $send:ident $id:ident) => {
+        let $id = ($id.sender(), $sel.__send_case(&$id));
     };
     (@run $sel:ident) => { ::core::option::Option::Some($sel.select()) };
     (@run $sel:ident now $b:tt) => { $sel.try_select().ok() };
@@ -491,7 +530,7 @@ macro_rules! __gort_select {
             $p => $b,
         }
     };
-    (@complete $oper:ident send $id:ident ($s:expr, $v:expr) $p:pat, $b:tt) => {
+    (@complete $oper:ident $send:ident $id:ident ($s:expr, $v:expr) $p:pat, $b:tt) => {
         match $oper.send($id.0, $v) {
             $p => $b,
         }

@@ -68,7 +68,7 @@ impl<T> Side for Chan<T> {
 
     fn attempt(&self, send: bool, op: &Arc<Op>, case: usize, register: bool) -> Attempt {
         if send {
-            self.attempt_send(op, case, register)
+            self.attempt_send(op, case, register, None)
         } else {
             self.attempt_recv(op, case, register)
         }
@@ -92,8 +92,145 @@ impl<T> Side for Chan<T> {
     }
 }
 
+/// A send case's up-front value and its copy function (see
+/// [`__SendCase`]).
+#[doc(hidden)]
+pub type __UpFront<T> = Option<(T, fn(&T) -> T)>;
+
+/// `select!`'s send case: the sender and, when the macro could evaluate
+/// the value up front (a literal, `()`, or a variable of a `Copy` type:
+/// no side effect, no move), that value with its copy function. Such a
+/// case sends like a plain sender: its queue entries carry a copy, so a
+/// receiver takes the value straight from the parked select (Go's
+/// `sudog.elem`) instead of waking it and waiting for it. Without a value
+/// the case is crossbeam's: the value is evaluated only once the case is
+/// chosen.
+#[doc(hidden)]
+pub struct __SendCase<'a, T> {
+    sender: &'a Sender<T>,
+    value: __UpFront<T>,
+}
+
+impl<'a, T> __SendCase<'a, T> {
+    /// A case for `sender`, with the value from [`__SendProbe`] if any.
+    #[doc(hidden)]
+    #[inline]
+    pub fn new(sender: &'a Sender<T>, value: __UpFront<T>) -> Self {
+        __SendCase { sender, value }
+    }
+
+    /// The sender.
+    #[doc(hidden)]
+    #[inline]
+    pub fn sender(&self) -> &'a Sender<T> {
+        self.sender
+    }
+
+    fn value(&self) -> Option<T> {
+        self.value.as_ref().map(|(v, copy)| copy(v))
+    }
+}
+
+impl<T> std::fmt::Debug for __SendCase<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("__SendCase")
+            .field("up_front", &self.value.is_some())
+            .finish()
+    }
+}
+
+/// `select!`'s look at a send case's value (a literal, `()` or a
+/// variable): through [`__SendEager`] when its type is `Copy`, else
+/// through [`__SendLazy`] (autoref specialisation: the macro calls
+/// `(&probe).__value()`, and method lookup tries `__SendProbe` itself
+/// before `&__SendProbe`).
+#[doc(hidden)]
+pub struct __SendProbe<'a, T>(&'a T);
+
+impl<T> std::fmt::Debug for __SendProbe<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad("__SendProbe")
+    }
+}
+
+/// A probe for `v`, to be sent on `_s` (ties the value's type to the
+/// channel's, so a literal takes the channel's type).
+#[doc(hidden)]
+#[inline]
+pub fn __send_probe<'a, T>(_s: &Sender<T>, v: &'a T) -> __SendProbe<'a, T> {
+    __SendProbe(v)
+}
+
+/// See [`__SendProbe`]: a `Copy` value is taken up front.
+#[doc(hidden)]
+pub trait __SendEager<T> {
+    /// The value and its copy function.
+    fn __value(&self) -> __UpFront<T>;
+}
+
+impl<T: Copy> __SendEager<T> for __SendProbe<'_, T> {
+    #[inline]
+    fn __value(&self) -> __UpFront<T> {
+        Some((*self.0, |v| *v))
+    }
+}
+
+/// See [`__SendProbe`]: any other value is left for the chosen case.
+#[doc(hidden)]
+pub trait __SendLazy<T> {
+    /// `None`.
+    fn __value(&self) -> __UpFront<T>;
+}
+
+impl<T> __SendLazy<T> for &__SendProbe<'_, T> {
+    #[inline]
+    fn __value(&self) -> __UpFront<T> {
+        None
+    }
+}
+
+impl<T> Side for __SendCase<'_, T> {
+    fn addr(&self) -> usize {
+        self.sender.chan.addr()
+    }
+
+    fn would_block(&self, send: bool) -> bool {
+        self.sender.chan.would_block(send)
+    }
+
+    fn ready(&self, send: bool) -> bool {
+        self.sender.chan.ready(send)
+    }
+
+    fn attempt(&self, send: bool, op: &Arc<Op>, case: usize, register: bool) -> Attempt {
+        debug_assert!(send, "a send case");
+        self.sender
+            .chan
+            .attempt_send(op, case, register, self.value())
+    }
+
+    fn watch(&self, send: bool, op: &Arc<Op>) -> bool {
+        self.sender.chan.watch(send, op)
+    }
+
+    fn unregister(&self, send: bool, op: &Arc<Op>) {
+        self.sender.chan.unregister(send, op);
+    }
+}
+
 impl<T> Chan<T> {
-    fn attempt_send(&self, op: &Arc<Op>, case: usize, register: bool) -> Attempt {
+    /// `attempt_send` delivered the case's up-front value itself: nothing
+    /// to collect (`Op::delivered`).
+    fn sent(op: &Op) -> Attempt {
+        op.delivered.store(true, Ordering::Relaxed); // the owner's own op
+        op.done.store(true, Ordering::Release); // pairs with Acquire in Op::wait
+        Attempt::Done
+    }
+
+    /// A select's send case; `value`: the case's value if known up front
+    /// (`__SendCase`), delivered at once when a receiver waits or the
+    /// buffer has room, and carried by the queue entry otherwise.
+    fn attempt_send(&self, op: &Arc<Op>, case: usize, register: bool, value: Option<T>) -> Attempt {
         let mut st = self.state();
         if st.send_ready(self.cap, Some(op)) {
             if !op.claim(case) {
@@ -102,10 +239,26 @@ impl<T> Chan<T> {
             let p = if st.receivers == 0 {
                 Pending::SendFailed(None)
             } else if let Some(r) = State::claim(&mut st.recvq, Some(op)) {
-                Pending::SendTo(Box::new(r))
+                match value {
+                    Some(v) => {
+                        st.complete(r, Pending::Recv(Some(v)));
+                        st.notify();
+                        return Self::sent(op);
+                    }
+                    None => Pending::SendTo(Box::new(r)),
+                }
             } else if st.buf.len() + st.reserved < self.cap {
-                st.reserved += 1;
-                Pending::SendBuffer
+                match value {
+                    Some(v) => {
+                        st.buf.push_back(v);
+                        st.notify();
+                        return Self::sent(op);
+                    }
+                    None => {
+                        st.reserved += 1;
+                        Pending::SendBuffer
+                    }
+                }
             } else {
                 return Attempt::Restart;
             };
@@ -118,7 +271,7 @@ impl<T> Chan<T> {
             st.sendq.push_back(Entry {
                 op: op.clone(),
                 case,
-                value: None,
+                value,
                 plain: false,
             });
             st.notify();
@@ -336,6 +489,17 @@ impl<'a> Select<'a> {
     pub fn send<T>(&mut self, s: &'a Sender<T>) -> usize {
         self.cases.push(Case {
             chan: &*s.chan,
+            send: true,
+            removed: false,
+        });
+        self.cases.len() - 1
+    }
+
+    /// `select!`'s send case (see [`__SendCase`]); returns its index.
+    #[doc(hidden)]
+    pub fn __send_case<T>(&mut self, c: &'a __SendCase<'a, T>) -> usize {
+        self.cases.push(Case {
+            chan: c,
             send: true,
             removed: false,
         });
@@ -582,6 +746,13 @@ impl SelectedOperation<'_> {
     pub fn send<T>(mut self, s: &Sender<T>, msg: T) -> Result<(), SendError<T>> {
         self.check(std::ptr::from_ref(&*s.chan) as usize);
         let op = self.op.take().expect("not completed yet");
+        if op.delivered.load(Ordering::Relaxed) {
+            // A `select!` case whose value went up front (`__SendCase`):
+            // delivered already (seen after `done`'s Acquire); `msg` is
+            // the same value again.
+            Op::recycle(op);
+            return Ok(());
+        }
         let mut st = s.chan.state();
         let r = match st.take_pending(op.id()) {
             Some(Pending::SendTo(r)) => {
