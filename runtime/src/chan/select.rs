@@ -647,8 +647,25 @@ impl<'a> Select<'a> {
                     op.wait(None, park::WaitReason::Select);
                 }
             }
+            // The fired case has no entry left to drop: whoever fired it
+            // popped it (`State::claim`), and each case has one entry (a
+            // channel named twice is two cases, each unregistered). So
+            // its channel is not locked again here, only by the
+            // completion that collects the result
+            // (`SelectedOperation::recv`/`send`): one lock less per
+            // blocking select. A send whose up-front value was delivered
+            // collects nothing and so takes no lock there either.
+            let fired = if timed_out || restart {
+                None
+            } else {
+                let i = op.selected.load(Ordering::Acquire); // pairs with the claim CAS
+                let c = self.cases[i];
+                (!c.send || !op.delivered.load(Ordering::Relaxed)).then_some(i) // after `done`
+            };
             for &i in &registered {
-                self.cases[i].chan.unregister(self.cases[i].send, &op);
+                if Some(i) != fired {
+                    self.cases[i].chan.unregister(self.cases[i].send, &op);
+                }
             }
             if restart {
                 continue;
@@ -818,6 +835,38 @@ mod tests {
         assert!(__Perm::new(0).order().is_empty());
         assert_eq!(__Perm::new(1).order(), [0]);
         assert_eq!(__Perm::new(32).order().len(), 32);
+    }
+
+    /// A blocking select whose fired channel had two of its cases: `run`
+    /// skips unregistering the fired case only (its entry is gone), not
+    /// the other case on the same channel.
+    #[test]
+    fn the_fired_channel_keeps_no_entry_of_the_select() {
+        let (s, r) = super::super::bounded::<u32>(0);
+        let (_s2, r2) = super::super::bounded::<u32>(0);
+        let chan = r.chan.clone();
+        // A clone sends: dropping the last sender would sweep the queue.
+        let s1 = s.clone();
+        let sender = std::thread::spawn(move || {
+            // Send once the select is registered: both cases on `r`.
+            while chan.state().recvq.len() < 2 {
+                std::thread::yield_now();
+            }
+            s1.send(5).unwrap();
+        });
+        let mut sel = Select::new();
+        let a = sel.recv(&r);
+        let b = sel.recv(&r);
+        sel.recv(&r2);
+        let oper = sel.select();
+        assert!(oper.index() == a || oper.index() == b);
+        assert_eq!(oper.recv(&r), Ok(5));
+        sender.join().unwrap();
+        assert!(
+            r.chan.state().recvq.is_empty(),
+            "no entry left on the fired channel"
+        );
+        assert!(r2.chan.state().recvq.is_empty(), "none on the other");
     }
 
     #[test]
