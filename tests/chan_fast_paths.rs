@@ -501,3 +501,43 @@ fn a_parked_up_front_send_refills_the_buffer_or_fails() {
         },
     );
 }
+
+/// A literal or variable that needs a coercion to the channel's type
+/// (unsizing, deref, fn item to pointer, a shorter lifetime) compiles and
+/// sends as with crossbeam: such a value is simply not taken up front.
+#[test]
+fn send_values_that_need_a_coercion_still_compile() {
+    fn shorter<'a>(s: &Sender<&'a str>, r: &Receiver<&'a str>) -> Vec<&'a str> {
+        let fixed: &'static str = "static";
+        let (_o, _keep) = bounded::<u8>(0);
+        let mut got = Vec::new();
+        select! { send(s, "literal") -> res => res.unwrap(), send(_o, 1) -> _ => unreachable!() }
+        got.push(r.try_recv().unwrap());
+        select! { send(s, fixed) -> res => res.unwrap(), send(_o, 1) -> _ => unreachable!() }
+        got.push(r.try_recv().unwrap());
+        got
+    }
+    fn seven() -> i32 {
+        7
+    }
+    watchdog("send_values_that_need_a_coercion_still_compile", 30, || {
+        let (o, _keep) = bounded::<u8>(0);
+        let (s, r) = bounded::<&dyn std::fmt::Display>(1);
+        let n = &5i32;
+        select! { send(s, n) -> res => res.unwrap(), send(o, 1) -> _ => unreachable!() }
+        assert_eq!(r.try_recv().unwrap().to_string(), "5");
+        let (b, br) = bounded::<&[u8]>(1);
+        select! { send(b, b"ab") -> res => res.unwrap(), send(o, 1) -> _ => unreachable!() }
+        assert_eq!(br.try_recv(), Ok(&b"ab"[..]));
+        let owned = String::from("deref");
+        let (s, r) = bounded::<&str>(1);
+        let by_ref = &owned;
+        select! { send(s, by_ref) -> res => res.unwrap(), send(o, 1) -> _ => unreachable!() }
+        assert_eq!(r.try_recv(), Ok("deref"));
+        let (s, r) = bounded::<fn() -> i32>(1);
+        select! { send(s, seven) -> res => res.unwrap(), send(o, 1) -> _ => unreachable!() }
+        assert_eq!(r.try_recv().unwrap()(), 7);
+        let (s, r) = bounded::<&str>(1);
+        assert_eq!(shorter(&s, &r), ["literal", "static"]);
+    });
+}

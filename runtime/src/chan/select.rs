@@ -140,35 +140,39 @@ impl<T> std::fmt::Debug for __SendCase<'_, T> {
 }
 
 /// `select!`'s look at a send case's value (a literal, `()` or a
-/// variable): through [`__SendEager`] when its type is `Copy`, else
-/// through [`__SendLazy`] (autoref specialisation: the macro calls
-/// `(&probe).__value()`, and method lookup tries `__SendProbe` itself
-/// before `&__SendProbe`).
+/// variable) of type `U`, for a channel of `T`: through [`__SendEager`]
+/// when `U` is `T` and `Copy`, else through [`__SendLazy`] (autoref
+/// specialisation: the macro calls `(&probe).__value()`, and method
+/// lookup tries `__SendProbe` itself before `&__SendProbe`). A value that
+/// needs a coercion to `T` (unsizing, deref, fn item to pointer) is not
+/// `T`, so it is left for the chosen case, where the coercion happens as
+/// before; lifetimes are no obstacle (the probe's argument is a coercion
+/// site, so `U` gets fresh regions).
 #[doc(hidden)]
-pub struct __SendProbe<'a, T>(&'a T);
+pub struct __SendProbe<'a, T, U>(&'a U, PhantomData<fn(T) -> T>);
 
-impl<T> std::fmt::Debug for __SendProbe<'_, T> {
+impl<T, U> std::fmt::Debug for __SendProbe<'_, T, U> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad("__SendProbe")
     }
 }
 
-/// A probe for `v`, to be sent on `_s` (ties the value's type to the
-/// channel's, so a literal takes the channel's type).
+/// A probe for `v`, to be sent on `_s`.
 #[doc(hidden)]
 #[inline]
-pub fn __send_probe<'a, T>(_s: &Sender<T>, v: &'a T) -> __SendProbe<'a, T> {
-    __SendProbe(v)
+pub fn __send_probe<'a, T, U>(_s: &Sender<T>, v: &'a U) -> __SendProbe<'a, T, U> {
+    __SendProbe(v, PhantomData)
 }
 
-/// See [`__SendProbe`]: a `Copy` value is taken up front.
+/// See [`__SendProbe`]: a value of the channel's own `Copy` type is taken
+/// up front.
 #[doc(hidden)]
 pub trait __SendEager<T> {
     /// The value and its copy function.
     fn __value(&self) -> __UpFront<T>;
 }
 
-impl<T: Copy> __SendEager<T> for __SendProbe<'_, T> {
+impl<T: Copy> __SendEager<T> for __SendProbe<'_, T, T> {
     #[inline]
     fn __value(&self) -> __UpFront<T> {
         Some((*self.0, |v| *v))
@@ -182,7 +186,7 @@ pub trait __SendLazy<T> {
     fn __value(&self) -> __UpFront<T>;
 }
 
-impl<T> __SendLazy<T> for &__SendProbe<'_, T> {
+impl<T, U> __SendLazy<T> for &__SendProbe<'_, T, U> {
     #[inline]
     fn __value(&self) -> __UpFront<T> {
         None
