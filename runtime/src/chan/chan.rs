@@ -16,6 +16,9 @@ pub(crate) const NONE: usize = usize::MAX;
 /// `Op::selected` after the owner gave up (timeout).
 pub(crate) const ABORT: usize = usize::MAX - 1;
 
+/// Select cases with an `Op::gone` flag (the rest always unregister).
+pub(crate) const GONE_CASES: usize = 32;
+
 /// Op ids: each thread takes a block of 2^40 from here once, then counts
 /// locally (a global counter bounced its cache line between the Ps on
 /// every blocking operation).
@@ -52,6 +55,13 @@ pub(crate) struct Op {
     /// (Relaxed) before `done`'s Release store, by whoever took the
     /// value; read by the owner after `done`.
     pub(crate) delivered: AtomicBool,
+    /// Atomic, per select case below `GONE_CASES`: the case's queue entry
+    /// was popped by someone else (`State::claim`, `State::drop_stale`),
+    /// so its owner need not lock that channel to unregister it. Reset
+    /// (Relaxed) by the owner before the entry is queued; stored (Release)
+    /// under the channel lock right after the pop; read (Acquire) by the
+    /// owner. Plain ops ignore it.
+    pub(crate) gone: [AtomicBool; GONE_CASES],
     /// Set before the op is shared: whom to wake.
     pub(crate) waiter: Waiter,
 }
@@ -133,6 +143,7 @@ impl Op {
                 selected: AtomicUsize::new(selected),
                 done: AtomicBool::new(false),
                 delivered: AtomicBool::new(false),
+                gone: std::array::from_fn(|_| AtomicBool::new(false)),
                 waiter: Waiter::current(),
             }),
         }
@@ -159,6 +170,14 @@ impl Op {
             debug_assert_eq!(Arc::weak_count(&op), 0, "no Weak of an Op is ever made");
             std::sync::atomic::fence(Ordering::Acquire); // pairs with Arc's Release decrement
             pool_put(op);
+        }
+    }
+
+    /// Clears case `case`'s `gone` flag before its entry is queued.
+    #[inline]
+    pub(crate) fn reset_gone(&self, case: usize) {
+        if let Some(g) = self.gone.get(case) {
+            g.store(false, Ordering::Relaxed); // no entry of this case exists yet
         }
     }
 
@@ -208,6 +227,18 @@ pub(crate) struct Entry<T> {
     /// A plain send or receive: its op is this entry's alone and nobody
     /// else can fire or abort it, so claiming it needs no compare-and-swap.
     pub(crate) plain: bool,
+}
+
+impl<T> Entry<T> {
+    /// Tells a select's owner this entry left its queue (`Op::gone`).
+    #[inline]
+    fn popped(&self) {
+        if !self.plain
+            && let Some(g) = self.op.gone.get(self.case)
+        {
+            g.store(true, Ordering::Release); // pairs with Acquire in Select::run
+        }
+    }
 }
 
 /// The result of a completed operation, keyed by `Op::id` in `State::pending`.
@@ -416,11 +447,24 @@ impl<T> State<T> {
             // be fired by another channel first.
             let won = q[i].plain || q[i].op.claim(q[i].case);
             let e = if i == 0 { q.pop_front() } else { q.remove(i) }.expect("index in range");
+            e.popped();
             if won {
                 return Some(e);
             }
         }
         None
+    }
+
+    /// Pops the stale entries (ops fired elsewhere) at the front of `q`,
+    /// so their owners need not come back to unregister them.
+    #[inline]
+    pub(crate) fn drop_stale(q: &mut VecDeque<Entry<T>>) {
+        while let Some(e) = q.front() {
+            if e.plain || e.op.selected.load(Ordering::Acquire) == NONE {
+                return;
+            }
+            q.pop_front().expect("front").popped();
+        }
     }
 
     pub(crate) fn send_ready(&self, cap: usize, me: Option<&Arc<Op>>) -> bool {

@@ -271,7 +271,9 @@ impl<T> Chan<T> {
             op.done.store(true, Ordering::Release); // pairs with Acquire in Op::wait
             return Attempt::Done;
         }
+        State::drop_stale(&mut st.recvq);
         if register {
+            op.reset_gone(case);
             st.sendq.push_back(Entry {
                 op: op.clone(),
                 case,
@@ -312,7 +314,9 @@ impl<T> Chan<T> {
             }
             return Attempt::Done;
         }
+        State::drop_stale(&mut st.sendq);
         if register {
+            op.reset_gone(case);
             st.recvq.push_back(Entry {
                 op: op.clone(),
                 case,
@@ -667,7 +671,9 @@ impl<'a> Select<'a> {
                 (!c.send || !op.delivered.load(Ordering::Relaxed)).then_some(i) // after `done`
             };
             for &i in &registered {
-                if Some(i) != fired {
+                // Popped by someone else already (`Op::gone`): nothing to drop.
+                let gone = op.gone.get(i).is_some_and(|g| g.load(Ordering::Acquire));
+                if Some(i) != fired && !gone {
                     self.cases[i].chan.unregister(self.cases[i].send, &op);
                 }
             }
@@ -871,6 +877,101 @@ mod tests {
             "no entry left on the fired channel"
         );
         assert!(r2.chan.state().recvq.is_empty(), "none on the other");
+    }
+
+    /// `State::drop_stale` pops the stale select entries at the front of a
+    /// queue (ops fired elsewhere) and flags them `gone` for their owners;
+    /// it stops at the first live or plain entry.
+    #[test]
+    fn drop_stale_pops_fired_entries_and_flags_them() {
+        use super::super::chan::{Entry, GONE_CASES};
+        use std::collections::VecDeque;
+        let entry = |op: &Arc<Op>, case, plain| Entry::<u32> {
+            op: op.clone(),
+            case,
+            value: None,
+            plain,
+        };
+        let fired = Op::new(NONE);
+        assert!(fired.claim(0));
+        fired.reset_gone(1);
+        fired.reset_gone(2);
+        let live = Op::new(NONE);
+        let plain = Op::new(NONE);
+        let mut q: VecDeque<Entry<u32>> = VecDeque::new();
+        q.push_back(entry(&fired, 1, false));
+        q.push_back(entry(&fired, 2, false));
+        q.push_back(entry(&live, 0, false));
+        q.push_back(entry(&fired, GONE_CASES + 1, false)); // behind a live one: stays
+        State::drop_stale(&mut q);
+        assert_eq!(q.len(), 2, "the two stale entries in front are gone");
+        assert!(Arc::ptr_eq(&q[0].op, &live));
+        assert!(fired.gone[1].load(Ordering::Acquire) && fired.gone[2].load(Ordering::Acquire));
+        assert!(
+            !fired.gone[0].load(Ordering::Acquire),
+            "case 0 had no entry here"
+        );
+        let mut q: VecDeque<Entry<u32>> = VecDeque::new();
+        q.push_back(entry(&plain, 0, true));
+        q.push_back(entry(&fired, 3, false));
+        State::drop_stale(&mut q);
+        assert_eq!(q.len(), 2, "a plain entry in front stops it");
+    }
+
+    /// Selects that send and receive on shared rendezvous channels, from
+    /// plain threads, until every message is through: afterwards no queue
+    /// holds an entry. An owner that skipped unregistering an entry still
+    /// queued (`Op::gone` wrong) would leave one behind.
+    #[test]
+    fn no_select_entry_outlives_its_select() {
+        use super::super::{Receiver, Sender, bounded};
+        let n: u32 = if cfg!(miri) { 20 } else { 2_000 };
+        let cs: Arc<Vec<(Sender<u32>, Receiver<u32>)>> =
+            Arc::new((0..3).map(|_| bounded::<u32>(0)).collect());
+        let mut hs = Vec::new();
+        for t in 0..2 {
+            let sc = cs.clone();
+            hs.push(std::thread::spawn(move || {
+                let cs = sc;
+                for i in 0..n {
+                    let v = t * n + i;
+                    let mut sel = Select::new();
+                    for c in cs.iter() {
+                        sel.send(&c.0);
+                    }
+                    let oper = sel.select();
+                    let k = oper.index();
+                    oper.send(&cs[k].0, v).unwrap();
+                }
+                0
+            }));
+            let rc = cs.clone();
+            hs.push(std::thread::spawn(move || {
+                let cs = rc;
+                let mut got = 0;
+                for _ in 0..n {
+                    let mut sel = Select::new();
+                    for c in cs.iter() {
+                        sel.recv(&c.1);
+                    }
+                    let oper = sel.select();
+                    let k = oper.index();
+                    oper.recv(&cs[k].1).unwrap();
+                    got += 1;
+                }
+                got
+            }));
+        }
+        let got: u32 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(got, 2 * n);
+        for c in cs.iter() {
+            let st = c.0.chan.state();
+            assert!(
+                st.sendq.is_empty() && st.recvq.is_empty(),
+                "an entry outlived its select"
+            );
+            assert!(st.pending.is_empty(), "a result was never collected");
+        }
     }
 
     #[test]
