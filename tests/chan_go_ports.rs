@@ -336,9 +336,12 @@ fn test_chan() {
                     });
                     gort::time::sleep(Duration::from_millis(1));
                     assert_eq!(got.load(Ordering::SeqCst), 0, "recv from empty chan");
-                    s.send(0).unwrap();
                     // Non-blocking receive from an empty channel fails.
+                    // (Before the send, as Go's TestChan does: after it,
+                    // a receiver not yet parked — a loaded host — leaves
+                    // the value in the buffer, and `try_recv` may take it.)
                     assert_eq!(r.try_recv(), Err(TryRecvError::Empty));
+                    s.send(0).unwrap();
                     // Send to a full channel blocks.
                     for i in 0..cap {
                         s.send(i as i32).unwrap();
