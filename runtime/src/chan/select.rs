@@ -5,7 +5,7 @@
 use super::chan::{Chan, Entry, NONE, Op, Pending, RecvTry, State};
 use super::{
     ReadyTimeoutError, Receiver, RecvError, SelectTimeoutError, SendError, Sender, TryReadyError,
-    TrySelectError,
+    TrySelectError, TrySendError,
 };
 use crate::sched::park;
 use smallvec::SmallVec;
@@ -240,31 +240,25 @@ impl<T> Chan<T> {
             if !op.claim(case) {
                 return Attempt::Fired;
             }
-            let p = if st.receivers == 0 {
-                Pending::SendFailed(None)
-            } else if let Some(r) = State::claim(&mut st.recvq, Some(op)) {
-                match value {
-                    Some(v) => {
-                        st.complete(r, Pending::Recv(Some(v)));
-                        st.notify();
-                        return Self::sent(op);
-                    }
-                    None => Pending::SendTo(Box::new(r)),
-                }
-            } else if st.buf.len() + st.reserved < self.cap {
-                match value {
-                    Some(v) => {
-                        st.buf.push_back(v);
-                        st.notify();
-                        return Self::sent(op);
-                    }
-                    None => {
+            let p = match value {
+                // Known up front: sent as a non-blocking send sends it
+                // (`State::try_send`, which skips this op's own entries).
+                Some(v) => match st.try_send(v, self.cap, Some(op)) {
+                    Ok(()) => return Self::sent(op),
+                    Err(TrySendError::Disconnected(_)) => Pending::SendFailed(None),
+                    Err(TrySendError::Full(_)) => return Attempt::Restart,
+                },
+                None if st.receivers == 0 => Pending::SendFailed(None),
+                None => {
+                    if let Some(r) = State::claim(&mut st.recvq, Some(op)) {
+                        Pending::SendTo(Box::new(r))
+                    } else if st.buf.len() + st.reserved < self.cap {
                         st.reserved += 1;
                         Pending::SendBuffer
+                    } else {
+                        return Attempt::Restart;
                     }
                 }
-            } else {
-                return Attempt::Restart;
             };
             st.pending.push((op.id(), p, None));
             st.notify();
@@ -655,25 +649,13 @@ impl<'a> Select<'a> {
                     op.wait(None, park::WaitReason::Select);
                 }
             }
-            // The fired case has no entry left to drop: whoever fired it
-            // popped it (`State::claim`), and each case has one entry (a
-            // channel named twice is two cases, each unregistered). So
-            // its channel is not locked again here, only by the
-            // completion that collects the result
-            // (`SelectedOperation::recv`/`send`): one lock less per
-            // blocking select. A send whose up-front value was delivered
-            // collects nothing and so takes no lock there either.
-            let fired = if timed_out || restart {
-                None
-            } else {
-                let i = op.selected.load(Ordering::Acquire); // pairs with the claim CAS
-                let c = self.cases[i];
-                (!c.send || !op.delivered.load(Ordering::Relaxed)).then_some(i) // after `done`
-            };
+            // Skip the cases whose entry someone else popped (`Op::gone`):
+            // the fired case's, popped by whoever fired it
+            // (`State::claim`), and stale ones a poller dropped. Each
+            // case has one entry (a channel named twice is two cases).
             for &i in &registered {
-                // Popped by someone else already (`Op::gone`): nothing to drop.
                 let gone = op.gone.get(i).is_some_and(|g| g.load(Ordering::Acquire));
-                if Some(i) != fired && !gone {
+                if !gone {
                     self.cases[i].chan.unregister(self.cases[i].send, &op);
                 }
             }
