@@ -436,6 +436,12 @@ impl<T> State<T> {
     /// op; drops stale entries (ops fired elsewhere) on the way.
     #[inline]
     pub(crate) fn claim(q: &mut VecDeque<Entry<T>>, me: Option<&Arc<Op>>) -> Option<Entry<T>> {
+        // The common case first: a plain entry at the front is live and is
+        // never `me`'s (only selects pass `me`, and a select's entries are
+        // never plain).
+        if q.front().is_some_and(|e| e.plain) {
+            return q.pop_front();
+        }
         let mut i = 0;
         while i < q.len() {
             if me.is_some_and(|m| Arc::ptr_eq(m, &q[i].op)) {

@@ -249,14 +249,21 @@ fn execute(sched: &Arc<Sched>, me: &Arc<MShared>, mut g: GRef, inherit: bool) ->
     let fresh = e.coro.is_none();
     // One visit to the P: a new time slice (unless inherited through
     // `runnext`) and, for a goroutine's first run, its stack.
-    let stack = with_m(|m| {
-        let p = m.p().expect("P");
-        if !inherit {
-            p.new_slice();
-            preempt::clear_preempt();
-        }
-        fresh.then(|| p.stacks.get())
-    });
+    // (A goroutine inheriting the slice through `runnext` that already
+    // started needs neither: no visit then. `find_runnable` just reclaimed
+    // the P, and on g0 the preemption handler cannot release it.)
+    let stack = if inherit && !fresh {
+        None
+    } else {
+        with_m(|m| {
+            let p = m.p().expect("P");
+            if !inherit {
+                p.new_slice();
+                preempt::clear_preempt();
+            }
+            fresh.then(|| p.stacks.get())
+        })
+    };
     let bounds = stack.as_ref().map(|s| (s.bottom(), s.top()));
     if let Some(stack) = stack {
         let entry = e

@@ -1517,10 +1517,12 @@ impl Sched {
                 continue;
             }
             let mut became_spinning = false;
+            let mut was_spinning = false;
             // A clock read left by the goroutine that just parked, if any.
             let fresh = clock::take_fresh();
             let step = m::with_m(|m| {
                 let spinning = m.spinning;
+                was_spinning = spinning;
                 let p = m.p().expect("gort: M without P in find_runnable");
                 if p.id >= self.gomaxprocs.load(Ordering::SeqCst) {
                     return Step::Retire;
@@ -1578,7 +1580,11 @@ impl Sched {
                         self.injector.push(g);
                         continue;
                     }
-                    self.reset_spinning();
+                    // Only a spinning M has a count to give back (one
+                    // thread-local visit less per switch otherwise).
+                    if was_spinning || became_spinning {
+                        self.reset_spinning();
+                    }
                     return Some((g, inherit));
                 }
                 Step::Retire => {
