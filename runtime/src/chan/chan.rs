@@ -66,43 +66,37 @@ pub(crate) struct Op {
     pub(crate) waiter: Waiter,
 }
 
-/// Never inlined, like the pool accessors below: `recv`/`send`/`select`
+/// A fresh op id and an op from this thread's pool (preferably one naming
+/// the running goroutine `me` as its waiter: `true`), in one visit to the
+/// thread-locals. Never inlined, like `pool_put`: `recv`/`send`/`select`
 /// take an op, park, and recycle it; inlined, the thread-local's address
 /// could be computed once and reused after the goroutine moved to another
 /// M — two threads then share one id block or one `RefCell` pool (two live
 /// ops with one id, an op handed out twice: lost wake-ups).
 /// docs/design/soundness.md.
 #[inline(never)]
-fn next_op_id() -> u64 {
-    NEXT_ID.with(|c| {
+fn pool_take(me: *const crate::sched::g::G) -> (u64, Option<(Arc<Op>, bool)>) {
+    let id = NEXT_ID.with(|c| {
         let mut id = c.get();
         if id & ((1 << 40) - 1) == 0 {
             id = NEXT_ID_BLOCK.fetch_add(1 << 40, Ordering::Relaxed);
         }
         c.set(id + 1);
         id
-    })
-}
-
-/// An op from this thread's pool, preferably one naming the caller as its
-/// waiter (`true`). Not inlined: see `next_op_id`.
-#[inline(never)]
-fn pool_take() -> Option<(Arc<Op>, bool)> {
-    OP_POOL.with_borrow_mut(|pool| {
-        if pool.is_empty() {
-            return None;
-        }
-        let me = crate::sched::g::current_ptr();
-        let mine = pool.iter().position(|o| o.waiter.names(me));
+    });
+    let op = OP_POOL.with_borrow_mut(|pool| {
+        // The most recently recycled op first: usually the caller's own.
+        let mine = pool.iter().rposition(|o| o.waiter.names(me));
         match mine {
             Some(i) => Some((pool.swap_remove(i), true)),
             None => pool.pop().map(|o| (o, false)),
         }
-    })
+    });
+    (id, op)
 }
 
 /// Keeps `op` in this thread's pool if there is room. Not inlined: see
-/// `next_op_id`.
+/// `pool_take`.
 #[inline(never)]
 fn pool_put(op: Arc<Op>) {
     OP_POOL.with_borrow_mut(|p| {
@@ -117,8 +111,7 @@ impl Op {
     /// (preferably one that already names the caller as its waiter, which
     /// saves making a new handle).
     pub(crate) fn new(selected: usize) -> Arc<Op> {
-        let id = next_op_id();
-        let pooled = pool_take();
+        let (id, pooled) = pool_take(crate::sched::g::current_ptr());
         match pooled {
             // Only unique ops enter the pool (`recycle`), and nothing
             // cloned it since: plain stores renew it.
@@ -414,11 +407,18 @@ impl<T> State<T> {
         }
     }
 
-    #[inline]
+    /// Wakes the `Select::ready` watchers, if any (inlined: almost always
+    /// there are none).
+    #[inline(always)]
     pub(crate) fn notify(&mut self) {
-        if self.watchers.is_empty() {
-            return;
+        if !self.watchers.is_empty() {
+            self.notify_watchers();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn notify_watchers(&mut self) {
         for w in self.watchers.drain(..) {
             w.finish();
         }
