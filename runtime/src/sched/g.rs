@@ -22,20 +22,23 @@
 //! `G::park` is `gen << 32 | state`, with states:
 //!
 //! ```text
-//!   IDLE ──spawn(gen+1)──▶ RUNNABLE ──park()──▶ PARKING ──g0 commits──▶ PARKED
-//!                           ▲   │                  │                      │
-//!                           │   └─unpark─▶ NOTIFIED ◀──unpark──┘          │
-//!                           └───────────────────── unpark (new GRef) ─────┘
+//!   IDLE ──spawn(gen+1)──▶ RUNNABLE ──park(), then g0 commits──▶ PARKED
+//!                           ▲   │                                   │
+//!                           │   └─unpark─▶ NOTIFIED                 │
+//!                           └─────────── unpark (new GRef) ─────────┘
 //! ```
 //!
 //! 1. `park()` on the goroutine: `NOTIFIED → RUNNABLE` and return at once
-//!    (a wake-up arrived first), else `RUNNABLE → PARKING` and suspend.
-//! 2. On g0 after the switch: `PARKING → PARKED` releases the token; if that
-//!    CAS fails the state is `NOTIFIED` (a wake-up raced the switch), so the
-//!    G goes straight back on a run queue.
+//!    (a wake-up arrived first), else suspend, leaving the word `RUNNABLE`
+//!    (a load only: no read-modify-write on the goroutine's side).
+//! 2. On g0 after the switch: `RUNNABLE → PARKED` releases the token; if
+//!    the state is `NOTIFIED` instead (a wake-up raced the switch), g0
+//!    consumes it (`→ RUNNABLE`) and the G goes straight back on a run
+//!    queue.
 //! 3. `unpark(h)`: if `h.gen` is not the current generation, nothing (the
 //!    goroutine it was for has exited). `PARKED → RUNNABLE` hands over the
-//!    parked token and readies the G; `RUNNABLE`/`PARKING → NOTIFIED` records the wake-up.
+//!    parked token and readies the G; `RUNNABLE → NOTIFIED` records the
+//!    wake-up (the goroutine is running, or switching out to park).
 //!
 //! Every wake-up is therefore delivered exactly once, and never to a later
 //! goroutine that reuses the same G. Spurious returns from `park` are

@@ -610,7 +610,7 @@ pub(crate) fn schedtrace(sched: &Sched, detail: bool, since: Duration) -> String
         } else {
             match st {
                 super::parkword::IDLE => 6,
-                super::parkword::PARKED | super::parkword::PARKING => 4,
+                super::parkword::PARKED => 4,
                 _ => 1,
             }
         };

@@ -151,7 +151,7 @@ impl StoppedWorld {
                     Some(m.saved_sp.load(Ordering::Relaxed)),
                     Some(std::array::from_fn(|i| m.regs[i].load(Ordering::Relaxed))),
                 )
-            } else if st == super::parkword::PARKED || st == super::parkword::PARKING {
+            } else if st == super::parkword::PARKED {
                 (
                     GoroutineStatus::Waiting(g.wait_reason().as_str()),
                     Some(g.saved_sp.load(Ordering::Relaxed)),
