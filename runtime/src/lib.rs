@@ -8,6 +8,7 @@
 //! - `runtime`: `Builder`, `Runtime`, `run`, the `gort::runtime` functions
 //! - `cgroup`, `env`: GOMAXPROCS from cgroups, environment knobs
 //! - `panic`, `fatal`: the panic hook and the fatal-error vocabulary
+//! - `landing`: a waiting channel receiver's value slot (`sudog.elem`)
 //!
 //! See docs/design/scheduler.md and docs/design/stacks.md.
 //!
@@ -25,6 +26,7 @@ mod env;
 pub mod fatal;
 #[doc(hidden)]
 pub mod glocal;
+mod landing;
 mod loom;
 pub mod net;
 pub mod netpoll;

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+use crate::landing::{Landing, LandingRef};
 use crate::sched::park::{self, Waiter};
 use parking_lot::Mutex;
 use std::cell::{Cell, RefCell};
@@ -27,6 +28,9 @@ static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1 << 40);
 /// Finished ops kept for reuse, per thread (Go keeps `sudog`s in a per-P
 /// cache for the same reason: a blocking operation should not allocate).
 const OP_POOL_MAX: usize = 4;
+
+/// Ops of landed plain receives kept per channel (`State::spare`).
+const SPARE_OPS: usize = 4;
 
 thread_local! {
     static OP_POOL: RefCell<Vec<Arc<Op>>> = const { RefCell::new(Vec::new()) };
@@ -67,8 +71,8 @@ pub(crate) struct Op {
 }
 
 /// A fresh op id and an op from this thread's pool (preferably one naming
-/// the running goroutine `me` as its waiter: `true`), in one visit to the
-/// thread-locals. Never inlined, like `pool_put`: `recv`/`send`/`select`
+/// the running goroutine `me` as its waiter: `true`). Never inlined, like
+/// `pool_put` and `next_op_id`: `recv`/`send`/`select`
 /// take an op, park, and recycle it; inlined, the thread-local's address
 /// could be computed once and reused after the goroutine moved to another
 /// M — two threads then share one id block or one `RefCell` pool (two live
@@ -76,14 +80,7 @@ pub(crate) struct Op {
 /// docs/design/soundness.md.
 #[inline(never)]
 fn pool_take(me: *const crate::sched::g::G) -> (u64, Option<(Arc<Op>, bool)>) {
-    let id = NEXT_ID.with(|c| {
-        let mut id = c.get();
-        if id & ((1 << 40) - 1) == 0 {
-            id = NEXT_ID_BLOCK.fetch_add(1 << 40, Ordering::Relaxed);
-        }
-        c.set(id + 1);
-        id
-    });
+    let id = next_op_id();
     let op = OP_POOL.with_borrow_mut(|pool| {
         // The most recently recycled op first: usually the caller's own.
         let mine = pool.iter().rposition(|o| o.waiter.names(me));
@@ -93,6 +90,20 @@ fn pool_take(me: *const crate::sched::g::G) -> (u64, Option<(Arc<Op>, bool)>) {
         }
     });
     (id, op)
+}
+
+/// A fresh op id (as `pool_take` gives with an op). Not inlined: see
+/// `pool_take`.
+#[inline(never)]
+fn next_op_id() -> u64 {
+    NEXT_ID.with(|c| {
+        let mut id = c.get();
+        if id & ((1 << 40) - 1) == 0 {
+            id = NEXT_ID_BLOCK.fetch_add(1 << 40, Ordering::Relaxed);
+        }
+        c.set(id + 1);
+        id
+    })
 }
 
 /// Keeps `op` in this thread's pool if there is room. Not inlined: see
@@ -220,6 +231,9 @@ pub(crate) struct Entry<T> {
     /// A plain send or receive: its op is this entry's alone and nobody
     /// else can fire or abort it, so claiming it needs no compare-and-swap.
     pub(crate) plain: bool,
+    /// A plain receiver's landing (`crate::landing`): its value goes
+    /// straight there ([`State::complete_recv`]), not through `pending`.
+    pub(crate) landing: Option<LandingRef<T>>,
 }
 
 impl<T> Entry<T> {
@@ -239,9 +253,8 @@ impl<T> Entry<T> {
 pub(crate) enum Pending<T> {
     /// Received a value, or `None`: the channel is disconnected.
     Recv(Option<T>),
-    /// A plain send's value was taken.
-    SendDone,
-    /// Send failed (all receivers gone); a plain sender gets its value back.
+    /// A select send failed (all receivers gone). (Plain senders learn
+    /// it, and get their value back, through their landing.)
     SendFailed(Option<T>),
     /// A select send won a claimed receiver that now waits for the value.
     /// (Boxed: rare, and it would double the size of every result.)
@@ -265,12 +278,16 @@ pub(crate) struct State<T> {
     pub(crate) recvq: VecDeque<Entry<T>>,
     /// `never()`: no senders, yet never disconnected.
     pub(crate) never: bool,
-    /// Results by op id, with the completed entry's op: a plain sender
-    /// or receiver gets its op back this way (its entry owned it, so
-    /// neither queueing nor completing touched the reference count).
+    /// Results of select ops by op id, with the completed entry's op
+    /// reference (dropped when the result is taken, off the completer's
+    /// path). Plain waiters get theirs through their landing.
     pub(crate) pending: Vec<(u64, Pending<T>, Option<Arc<Op>>)>,
     /// `Select::ready` waiters: woken (all) on any change.
     pub(crate) watchers: Vec<Arc<Op>>,
+    /// The ops of plain receivers completed through their landing, kept
+    /// for their owners' next wait here (`State::plain_recv_op`): the
+    /// owner does not come back under the lock for them.
+    pub(crate) spare: Vec<Arc<Op>>,
 }
 
 /// A channel (Go: `hchan`). Aligned to a cache line, in this order
@@ -370,17 +387,11 @@ impl<T> State<T> {
         h
     }
 
+    /// The result for (select) op `id`, if any.
     #[inline]
     pub(crate) fn take_pending(&mut self, id: u64) -> Option<Pending<T>> {
-        self.take_pending_op(id).map(|(p, _)| p)
-    }
-
-    /// The result for op `id` and the op its entry held, if any.
-    #[inline]
-    pub(crate) fn take_pending_op(&mut self, id: u64) -> Option<(Pending<T>, Option<Arc<Op>>)> {
         let i = self.pending.iter().position(|(k, _, _)| *k == id)?;
-        let (_, p, op) = self.pending.swap_remove(i);
-        Some((p, op))
+        Some(self.pending.swap_remove(i).1)
     }
 
     /// Stores `e`'s result and wakes its owner; `e`'s op reference moves
@@ -393,14 +404,71 @@ impl<T> State<T> {
         self.pending.push((op.id(), p, Some(op)));
     }
 
+    /// Completes a plain waiter through its landing (`crate::landing`):
+    /// stores `v` there (Go: `sendDirect` into the receiver's
+    /// `sudog.elem`, or a sender's `sg.success`), wakes the owner, and
+    /// keeps its op in `spare` for its next wait here, so the owner reads
+    /// its result without locking again. `Err` gives back an entry with no
+    /// landing, and `v`.
+    #[inline]
+    fn land(&mut self, mut e: Entry<T>, v: Option<T>) -> Result<(), (Entry<T>, Option<T>)> {
+        match e.landing.take() {
+            Some(l) => {
+                l.fill(v);
+                // The landing's owner may be gone now; its op (ours alone:
+                // the entry owned it) still names it.
+                e.op.waiter.wake_by_ref();
+                if self.spare.len() < SPARE_OPS {
+                    self.spare.push(e.op);
+                } else {
+                    Op::recycle(e.op);
+                }
+                Ok(())
+            }
+            None => Err((e, v)),
+        }
+    }
+
+    /// Completes receiver `e` with `v` (`None`: disconnected): a plain
+    /// receiver through its landing, any other with a `Recv` result in
+    /// `pending`.
+    #[inline]
+    pub(crate) fn complete_recv(&mut self, e: Entry<T>, v: Option<T>) {
+        if let Err((e, v)) = self.land(e, v) {
+            self.complete(e, Pending::Recv(v));
+        }
+    }
+
+    /// An op for a plain sender or receiver about to wait on this
+    /// channel: its own op from `spare` if a completer left it there, else
+    /// a new one.
+    pub(crate) fn plain_op(&mut self) -> Arc<Op> {
+        let me = crate::sched::g::current_ptr();
+        match self.spare.iter().rposition(|o| o.waiter.names(me)) {
+            Some(i) => {
+                let op = self.spare.swap_remove(i);
+                // Unique (only completers move ops here, from entries that
+                // owned them) and not shared until queued under this lock.
+                op.id.store(next_op_id(), Ordering::Relaxed);
+                op.selected.store(NONE, Ordering::Relaxed);
+                op.done.store(false, Ordering::Relaxed);
+                op.delivered.store(false, Ordering::Relaxed);
+                op
+            }
+            None => Op::new(NONE),
+        }
+    }
+
     /// A waiting sender's value was taken: a plain sender learns it
-    /// through `pending` (where it gets its op back); a select's send case
-    /// (which carried its value up front) through `Op::delivered`, with
-    /// no result to collect under the lock.
+    /// through its landing (`None`: nothing given back); a select's send
+    /// case (which carried its value up front) through `Op::delivered`;
+    /// either way with no result to collect under the lock.
     #[inline]
     pub(crate) fn complete_sent(&mut self, e: Entry<T>) {
         if e.plain {
-            self.complete(e, Pending::SendDone);
+            if self.land(e, None).is_err() {
+                unreachable!("gort: chan: a plain sender without a landing");
+            }
         } else {
             e.op.delivered.store(true, Ordering::Relaxed); // ordered by finish's Release
             e.op.finish();
@@ -487,7 +555,7 @@ impl<T> State<T> {
     /// (the caller checked it or holds a reserved slot).
     pub(crate) fn deliver(&mut self, v: T, me: Option<&Arc<Op>>) {
         if let Some(r) = Self::claim(&mut self.recvq, me) {
-            self.complete(r, Pending::Recv(Some(v)));
+            self.complete_recv(r, Some(v));
         } else {
             self.buf.push_back(v);
         }
@@ -505,7 +573,7 @@ impl<T> State<T> {
             return Err(TrySendError::Disconnected(v));
         }
         if let Some(r) = Self::claim(&mut self.recvq, me) {
-            self.complete(r, Pending::Recv(Some(v)));
+            self.complete_recv(r, Some(v));
             self.notify();
             return Ok(());
         }
@@ -587,7 +655,7 @@ impl<T> State<T> {
     /// Last sender gone (Go `closechan`): release every receiver.
     fn disconnect_senders(&mut self) {
         while let Some(r) = Self::claim(&mut self.recvq, None) {
-            self.complete(r, Pending::Recv(None));
+            self.complete_recv(r, None);
         }
         self.notify();
     }
@@ -595,8 +663,11 @@ impl<T> State<T> {
     /// Last receiver gone: fail every waiting sender.
     fn disconnect_receivers(&mut self) {
         while let Some(mut s) = Self::claim(&mut self.sendq, None) {
+            // A plain sender's landing gets its value back (`Some`).
             let v = s.value.take();
-            self.complete(s, Pending::SendFailed(v));
+            if let Err((s, v)) = self.land(s, v) {
+                self.complete(s, Pending::SendFailed(v));
+            }
         }
         self.notify();
     }
@@ -615,6 +686,7 @@ impl<T> Chan<T> {
                 recvq: VecDeque::new(),
                 pending: Vec::new(),
                 watchers: Vec::new(),
+                spare: Vec::new(),
                 senders,
                 receivers: 1,
                 never,
@@ -690,6 +762,7 @@ impl<T> Chan<T> {
                 case: 0,
                 value: None,
                 plain: false,
+                landing: None,
             },
         );
         drop(st);
@@ -714,6 +787,9 @@ impl<T> Chan<T> {
     fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
         crate::sched::park::preempt_check();
+        // Where the receiver that takes our value (or the last receiver's
+        // drop) tells us so: `None` taken, `Some(v)` given back.
+        let landing = std::pin::pin!(Landing::new());
         let id;
         {
             let mut st = self.state();
@@ -726,65 +802,52 @@ impl<T> Chan<T> {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(SendTimeoutError::Timeout(v));
                     }
-                    let op = Op::new(NONE);
+                    let op = st.plain_op();
                     id = op.id();
-                    // The entry owns the op; it comes back through `pending`.
+                    // The entry owns the op; the completer leaves it in
+                    // `spare` for our next wait here.
                     st.sendq.push_back(Entry {
                         op,
                         case: 0,
                         value: Some(v),
                         plain: true,
+                        landing: Some(landing.as_ref().arm()),
                     });
                     st.notify();
                 }
             }
         }
-        match self.wait_plain_result(id, deadline, park::WaitReason::ChanSend) {
-            Ok(Pending::SendDone) => Ok(()),
-            Ok(Pending::SendFailed(v)) => Err(SendTimeoutError::Disconnected(v.expect("value"))),
-            Ok(_) => unreachable!("gort: chan: bad send result"),
-            Err(mut st) => {
-                // Still queued: nobody took the value; take it back. (A
-                // plain sender's entry is claimed and completed in one
-                // critical section, so it is either here or done.)
-                let i = st.sendq.iter().position(|e| e.op.id() == id);
-                let e = st.sendq.remove(i.expect("own entry")).expect("own entry");
-                drop(st);
-                let v = e.value.expect("value");
-                Op::recycle(e.op);
-                Err(SendTimeoutError::Timeout(v))
-            }
-        }
-    }
-
-    /// A plain op's wait for its result: `Ok` once `pending` has it (the
-    /// op, handed back with it, goes to the pool), `Err` with the lock held
-    /// once `deadline` passed without one.
-    fn wait_plain_result(
-        &self,
-        id: u64,
-        deadline: Option<Instant>,
-        why: park::WaitReason,
-    ) -> Result<Pending<T>, Guard<'_, T>> {
         loop {
-            let timed_out = wait_plain(deadline, why);
+            if let Some(back) = landing.take() {
+                return match back {
+                    None => Ok(()),
+                    Some(v) => Err(SendTimeoutError::Disconnected(v)),
+                };
+            }
+            if !wait_plain(deadline, park::WaitReason::ChanSend) {
+                continue; // woken (maybe spuriously): look again
+            }
             let mut st = self.state();
-            if let Some((p, op)) = st.take_pending_op(id) {
+            if let Some(i) = st.sendq.iter().position(|e| e.op.id() == id) {
+                // Still queued: nobody took the value; take it back.
+                let mut e = st.sendq.remove(i).expect("own entry");
                 drop(st);
-                if let Some(op) = op {
-                    Op::recycle(op);
-                }
-                return Ok(p);
+                landing.disarm(e.landing.take().expect("a plain sender's landing"));
+                Op::recycle(e.op);
+                return Err(SendTimeoutError::Timeout(e.value.expect("value")));
             }
-            if timed_out {
-                return Err(st);
-            }
+            // Gone: a plain sender's entry is claimed and landed in one
+            // critical section, so the landing has its result now.
+            drop(st);
         }
     }
 
     fn recv(&self, mut deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
         crate::sched::park::preempt_check();
+        // Where a sender puts the value if we have to wait (Go: the
+        // receiver's `sudog.elem`): we then read it without the lock.
+        let landing = std::pin::pin!(Landing::new());
         let id;
         {
             let mut st = self.state();
@@ -801,37 +864,42 @@ impl<T> Chan<T> {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(RecvTimeoutError::Timeout);
                     }
-                    let op = Op::new(NONE);
+                    let op = st.plain_op();
                     id = op.id();
-                    // The entry owns the op; it comes back through `pending`.
+                    // The entry owns the op; the completer leaves it in
+                    // `spare` for our next wait here.
                     st.recvq.push_back(Entry {
                         op,
                         case: 0,
                         value: None,
                         plain: true,
+                        landing: Some(landing.as_ref().arm()),
                     });
                     st.notify();
                 }
             }
         }
         loop {
-            match self.wait_plain_result(id, deadline, park::WaitReason::ChanReceive) {
-                Ok(Pending::Recv(Some(v))) => return Ok(v),
-                Ok(Pending::Recv(None)) => return Err(RecvTimeoutError::Disconnected),
-                Ok(_) => unreachable!("gort: chan: send result for a receive"),
-                Err(mut st) => {
-                    if let Some(i) = st.recvq.iter().position(|e| e.op.id() == id) {
-                        // Still queued: nobody claimed it; leave.
-                        let e = st.recvq.remove(i).expect("own entry");
-                        drop(st);
-                        Op::recycle(e.op);
-                        return Err(RecvTimeoutError::Timeout);
-                    }
-                    // Claimed by a select sender that has not supplied its
-                    // value yet (`SendTo`): committed, wait for it.
-                    deadline = None;
-                }
+            if let Some(v) = landing.take() {
+                return v.ok_or(RecvTimeoutError::Disconnected);
             }
+            if !wait_plain(deadline, park::WaitReason::ChanReceive) {
+                continue; // woken (maybe spuriously): look again
+            }
+            let mut st = self.state();
+            if let Some(i) = st.recvq.iter().position(|e| e.op.id() == id) {
+                // Still queued: nobody claimed it; leave with our handle.
+                let mut e = st.recvq.remove(i).expect("own entry");
+                drop(st);
+                landing.disarm(e.landing.take().expect("a plain receiver's landing"));
+                Op::recycle(e.op);
+                return Err(RecvTimeoutError::Timeout);
+            }
+            drop(st);
+            // Claimed: filled already (seen next time round), or claimed
+            // by a select sender that has not supplied its value yet
+            // (`SendTo`): committed, wait for it.
+            deadline = None;
         }
     }
 }
@@ -1158,13 +1226,90 @@ mod tests {
 
     #[test]
     fn op_ids_are_unique_across_threads() {
+        const PER: usize = if cfg!(miri) { 50 } else { 1000 };
         let ids: Vec<u64> = (0..4)
             .map(|_| {
-                std::thread::spawn(|| (0..1000).map(|_| Op::new(NONE).id()).collect::<Vec<_>>())
+                std::thread::spawn(|| (0..PER).map(|_| Op::new(NONE).id()).collect::<Vec<_>>())
             })
             .flat_map(|h| h.join().unwrap())
             .collect();
         let set: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(set.len(), ids.len());
+    }
+
+    /// Parks until `c`'s queue `send` (or receive) queue holds an entry,
+    /// so the other thread's operation is known to be waiting.
+    fn wait_queued<T>(c: &Chan<T>, send: bool) {
+        loop {
+            {
+                let st = c.state();
+                if !(if send { &st.sendq } else { &st.recvq }).is_empty() {
+                    return;
+                }
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Plain threads through the landing path (Miri runs this: the
+    /// completer writes into the waiter's stack frame): values land in
+    /// order both ways, a waiter's op comes back through `spare`, and
+    /// nothing goes through `pending`.
+    #[test]
+    fn waiting_senders_and_receivers_get_their_results_through_landings() {
+        const N: u64 = if cfg!(miri) { 20 } else { 2000 };
+        let (ping_s, ping_r) = bounded::<String>(0);
+        let (pong_s, pong_r) = bounded::<String>(0);
+        let echo = std::thread::spawn(move || {
+            for v in ping_r.iter() {
+                pong_s.send(v + "!").unwrap();
+            }
+        });
+        for i in 0..N {
+            ping_s.send(i.to_string()).unwrap();
+            assert_eq!(pong_r.recv().unwrap(), format!("{i}!"));
+        }
+        for c in [&ping_s.chan, &pong_r.chan] {
+            let st = c.state();
+            assert!(
+                st.pending.is_empty(),
+                "plain results never go through pending"
+            );
+            assert!(st.spare.len() <= SPARE_OPS);
+        }
+        drop(ping_s);
+        echo.join().unwrap();
+    }
+
+    /// A waiter's three other exits: a receive that times out takes its
+    /// landing back out of the queue; a send that times out gets its value
+    /// back; a disconnection lands as `Disconnected`, with the value for a
+    /// sender.
+    #[test]
+    fn timed_out_and_disconnected_waiters_leave_cleanly() {
+        let (s, r) = bounded::<Vec<u8>>(0);
+        assert_eq!(
+            r.recv_timeout(Duration::from_millis(5)),
+            Err(RecvTimeoutError::Timeout)
+        );
+        assert!(r.chan.state().recvq.is_empty(), "the timed-out entry left");
+        assert_eq!(
+            s.send_timeout(vec![1], Duration::from_millis(5)),
+            Err(SendTimeoutError::Timeout(vec![1]))
+        );
+        assert!(s.chan.state().sendq.is_empty());
+        // A receiver waiting when the last sender goes.
+        let c = r.chan.clone();
+        let t = std::thread::spawn(move || r.recv());
+        wait_queued(&c, false);
+        drop(s);
+        assert_eq!(t.join().unwrap(), Err(RecvError));
+        // A sender waiting when the last receiver goes.
+        let (s, r) = bounded::<Vec<u8>>(0);
+        let c = s.chan.clone();
+        let t = std::thread::spawn(move || s.send(vec![7, 7]));
+        wait_queued(&c, true);
+        drop(r);
+        assert_eq!(t.join().unwrap(), Err(SendError(vec![7, 7])));
     }
 }

@@ -273,6 +273,7 @@ impl<T> Chan<T> {
                 case,
                 value,
                 plain: false,
+                landing: None,
             });
             st.notify();
         }
@@ -302,6 +303,7 @@ impl<T> Chan<T> {
                         case,
                         value: None,
                         plain: false,
+                        landing: None,
                     },
                 ),
                 RecvTry::Empty => return Attempt::Restart,
@@ -316,6 +318,7 @@ impl<T> Chan<T> {
                 case,
                 value: None,
                 plain: false,
+                landing: None,
             });
             st.notify();
         }
@@ -765,7 +768,7 @@ impl SelectedOperation<'_> {
         let mut st = s.chan.state();
         let r = match st.take_pending(op.id()) {
             Some(Pending::SendTo(r)) => {
-                st.complete(*r, Pending::Recv(Some(msg)));
+                st.complete_recv(*r, Some(msg));
                 Ok(())
             }
             Some(Pending::SendBuffer) => {
@@ -873,6 +876,7 @@ mod tests {
             case,
             value: None,
             plain,
+            landing: None,
         };
         let fired = Op::new(NONE);
         assert!(fired.claim(0));
