@@ -446,13 +446,16 @@ impl<T> State<T> {
         let me = crate::sched::g::current_ptr();
         match self.spare.iter().rposition(|o| o.waiter.names(me)) {
             Some(i) => {
+                // Unique (only `land` moves ops here, from plain entries
+                // that owned them) and as `Op::new(NONE)` left it: a plain
+                // wait never claims, finishes or delivers its op. Its id is
+                // still its own (ids are unique per op), so it keeps it.
                 let op = self.spare.swap_remove(i);
-                // Unique (only completers move ops here, from entries that
-                // owned them) and not shared until queued under this lock.
-                op.id.store(next_op_id(), Ordering::Relaxed);
-                op.selected.store(NONE, Ordering::Relaxed);
-                op.done.store(false, Ordering::Relaxed);
-                op.delivered.store(false, Ordering::Relaxed);
+                debug_assert!(
+                    op.selected.load(Ordering::Relaxed) == NONE
+                        && !op.done.load(Ordering::Relaxed)
+                        && !op.delivered.load(Ordering::Relaxed)
+                );
                 op
             }
             None => Op::new(NONE),
@@ -502,14 +505,21 @@ impl<T> State<T> {
 
     /// Pops the first live entry of `q` not belonging to `me`, claiming its
     /// op; drops stale entries (ops fired elsewhere) on the way.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn claim(q: &mut VecDeque<Entry<T>>, me: Option<&Arc<Op>>) -> Option<Entry<T>> {
-        // The common case first: a plain entry at the front is live and is
-        // never `me`'s (only selects pass `me`, and a select's entries are
-        // never plain).
-        if q.front().is_some_and(|e| e.plain) {
-            return q.pop_front();
+        // The common cases first, inlined: nobody waits, or a plain entry
+        // at the front (live, and never `me`'s: only selects pass `me`,
+        // and a select's entries are never plain).
+        match q.front() {
+            None => None,
+            Some(e) if e.plain => q.pop_front(),
+            Some(_) => Self::claim_select(q, me),
         }
+    }
+
+    /// [`State::claim`] past a select entry at the front.
+    #[inline(never)]
+    fn claim_select(q: &mut VecDeque<Entry<T>>, me: Option<&Arc<Op>>) -> Option<Entry<T>> {
         let mut i = 0;
         while i < q.len() {
             if me.is_some_and(|m| Arc::ptr_eq(m, &q[i].op)) {
