@@ -50,6 +50,8 @@ for r in $(seq 1 "$rounds"); do
   done
   for w in 1 2; do
     run "$r" gort "$S" --case select --procs $w --ops 1000000 --reps 3
+    # The tokio stand-in's shape for sync_contended (capacity 1).
+    run "$r" gort "$S" --case select --shape sync_contended_cap1 --procs $w --ops 1000000 --reps 3
     run "$r" tokio "$PS" tokio all $w 1000000 3
     run "$r" may "$PS" may all $w 100000 3
   done
