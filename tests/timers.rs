@@ -24,6 +24,35 @@ fn sleep_waits_at_least_the_duration() {
     });
 }
 
+/// Every M runs with a timer slack of 1 ns, so an idle M's futex wait for
+/// the next timer is not stretched by the kernel's default 50 µs (most of a
+/// 1 ms sleep's lateness). Read from `/proc/thread-self` on the M itself.
+#[test]
+fn ms_sleep_with_no_timer_slack() {
+    watchdog("ms_sleep_with_no_timer_slack", 30, || {
+        let slack = || std::fs::read_to_string("/proc/thread-self/timerslack_ns").ok();
+        let Some(plain) = slack() else {
+            eprintln!("no /proc/thread-self/timerslack_ns here: skipped");
+            return;
+        };
+        if plain.trim() == "1" {
+            eprintln!("this process already runs with 1 ns of slack: nothing to tell apart");
+            return;
+        }
+        rt(2).run(|| {
+            let hs: Vec<_> = (0..4).map(|_| gort::go(slack)).collect();
+            assert_eq!(
+                slack().as_deref().map(str::trim),
+                Some("1"),
+                "the main goroutine's M"
+            );
+            for h in hs {
+                assert_eq!(h.join().unwrap().as_deref().map(str::trim), Some("1"));
+            }
+        });
+    });
+}
+
 #[test]
 fn sleepers_wake_in_deadline_order_when_every_m_is_idle() {
     watchdog(

@@ -107,6 +107,9 @@ pub(crate) fn try_with_m<R>(f: impl FnOnce(&mut MLocal) -> R) -> Option<R> {
     MLOCAL.with(|m| m.borrow_mut().as_mut().map(f))
 }
 
+/// The timer slack of an M thread (`PR_SET_TIMERSLACK`, ns).
+const M_TIMER_SLACK_NS: libc::c_ulong = 1;
+
 /// The thread body of an M.
 pub(crate) fn m_main(sched: Arc<Sched>, me: Arc<MShared>, first: Handoff) {
     // The handler needs a stack to run on when a goroutine stack overflows
@@ -119,6 +122,11 @@ pub(crate) fn m_main(sched: Arc<Sched>, me: Arc<MShared>, first: Handoff) {
         ),
     };
     preempt::unblock_on_this_thread();
+    // An idle M sleeps until the next timer (a futex timeout): without
+    // this the kernel may add its default 50 µs of slack to that wake-up,
+    // most of a 1 ms sleep's lateness (docs/design/timers.md). Best
+    // effort: if the kernel refuses, timers are only less punctual.
+    let _ = nix::sys::prctl::set_timerslack(M_TIMER_SLACK_NS);
     let (tid, clk) = preempt::this_thread_ids();
     me.cpu_clock.store(clk, Ordering::Relaxed);
     let flag = preempt::register_m(&me);
