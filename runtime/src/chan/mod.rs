@@ -7,8 +7,9 @@
 //! - A channel (`Chan`, Go `hchan`) is one `parking_lot::Mutex<State>`
 //!   (never held across a park): a `VecDeque` buffer, FIFO queues of
 //!   waiting senders and receivers (`Entry`, Go `sudog`), the sender and
-//!   receiver counts, and `pending`: results handed to waiters, keyed by
-//!   their op id, each with the completed entry's op reference.
+//!   receiver counts, `pending`: select results, keyed by their op id,
+//!   each with the completed entry's op reference, and `spare`: the ops
+//!   of completed plain waits, kept for their owners' next wait.
 //! - An `Op` is one blocking operation (a plain send/recv, or a whole
 //!   select): a `selected` word (`NONE` → the index of the case that fired,
 //!   or `ABORT` on timeout), a `done` flag and the `Waiter` to wake.
@@ -43,16 +44,20 @@
 //!
 //! # Race protocol
 //!
-//! Entries are claimed (CAS on `selected`) and completed (`done` released,
-//! the waiter woken, the result and the entry's op reference pushed to
-//! `pending`) under the lock of the channel holding the entry.
+//! Entries are claimed (CAS on `selected`; a plain entry has no other
+//! claimant) and completed under the lock of the channel holding the
+//! entry: a select's result and the entry's op reference are pushed to
+//! `pending` and its `done` released; a plain waiter's result is stored in
+//! its landing (`crate::landing`, Go's `sudog.elem`: a slot on its own
+//! stack) and the landing's `done` released; then the waiter is woken.
 //!
 //! A plain send or receive gives its op to its entry (no reference-count
-//! traffic) and, after every wake-up, looks for its result in `pending`
-//! under the lock, where it also gets the op back; a wake-up that comes
-//! before it parks is recorded by the park word, and spurious ones just
-//! loop. It times out by removing its entry under the lock: if the entry
-//! is gone, it was claimed, and the result is in `pending` or (a receiver
+//! traffic) and, after every wake-up, reads its landing without the lock;
+//! the completer leaves the op in `spare`, where its next wait here takes
+//! it back. A wake-up that comes before it parks is recorded by the park
+//! word, and spurious ones just loop. It times out by removing its entry
+//! under the lock (and taking its landing's handle back): if the entry is
+//! gone, it was claimed, and the result is in the landing or (a receiver
 //! paired with a select sender that has not supplied its value) will be,
 //! so it waits on. A select's op is shared by its entries; its owner waits
 //! on `done` (Acquire) before reading a result, and times out by CASing
