@@ -1305,6 +1305,31 @@ mod tests {
         echo.join().unwrap();
     }
 
+    /// A select send whose value comes late (the dynamic `Select`: the
+    /// value is given to `SelectedOperation::send` after the choice) that
+    /// claims a parked plain receiver hands it `SendTo` and then lands the
+    /// value in the receiver's landing (`State::complete_recv`).
+    #[test]
+    fn a_late_select_send_lands_in_a_parked_receiver() {
+        use crate::chan::Select;
+        let (s, r) = bounded::<String>(0);
+        let c = r.chan.clone();
+        let t = std::thread::spawn(move || r.recv_timeout(Duration::from_secs(60)));
+        wait_queued(&c, false);
+        let mut sel = Select::new();
+        let i = sel.send(&s);
+        let op = sel.select();
+        assert_eq!(op.index(), i);
+        op.send(&s, "late".to_string()).unwrap();
+        // Checked before the join: a value left in `pending` would leave
+        // the receiver waiting on its landing for ever.
+        assert!(
+            c.state().pending.is_empty(),
+            "the value went to the landing"
+        );
+        assert_eq!(t.join().unwrap().as_deref(), Ok("late"));
+    }
+
     /// A waiter's three other exits: a receive that times out takes its
     /// landing back out of the queue; a send that times out gets its value
     /// back; a disconnection lands as `Disconnected`, with the value for a
