@@ -41,9 +41,9 @@ pub(crate) enum Unpark {
 /// The park word.
 ///
 /// # Fields
-/// - `0`: Atomic; every transition is an AcqRel CAS except the owner-only
-///   stores in `reset`/`set_idle`/`commit` failure (the token holder is the
-///   only writer then).
+/// - `0`: Atomic; every state change is a read-modify-write with AcqRel:
+///   the CAS of [`ParkWord::transition`], or `reset`/`set_idle`'s update
+///   (the token holder's, racing only stale unparkers).
 #[derive(Debug)]
 pub(crate) struct ParkWord(AtomicU64);
 
@@ -55,6 +55,22 @@ impl ParkWord {
     /// The raw word (diagnostics, handles).
     pub(crate) fn load(&self) -> u64 {
         self.0.load(Ordering::Acquire)
+    }
+
+    /// Moves the word from `w` (just loaded) to state `next` in the same
+    /// generation: the one CAS every transition below makes (AcqRel, so a
+    /// transition reads the latest write and acquires it). `false`: the
+    /// word changed meanwhile; reload and decide again.
+    #[inline]
+    fn transition(&self, w: u64, next: u64) -> bool {
+        self.0
+            .compare_exchange(
+                w,
+                word(generation(w), next),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
     }
 
     /// Token holder: a new goroutine in this G (new generation, RUNNABLE).
@@ -96,16 +112,7 @@ impl ParkWord {
                 // waker that rewrote a stale NOTIFIED is acquired here
                 // (`loom_stale_notification_does_not_hide_a_wake_up`).
                 NOTIFIED => {
-                    if self
-                        .0
-                        .compare_exchange(
-                            w,
-                            word(generation(w), RUNNABLE),
-                            Ordering::AcqRel,
-                            Ordering::Acquire,
-                        )
-                        .is_ok()
-                    {
+                    if self.transition(w, RUNNABLE) {
                         return false;
                     }
                 }
@@ -128,16 +135,7 @@ impl ParkWord {
             };
             // Release (to PARKED): publishes the goroutine's saved state to
             // the unparker, whose Acquire CAS pairs with it.
-            if self
-                .0
-                .compare_exchange(
-                    w,
-                    word(generation(w), next),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-            {
+            if self.transition(w, next) {
                 return next == PARKED;
             }
         }
@@ -166,12 +164,8 @@ impl ParkWord {
                 NOTIFIED => (NOTIFIED, Unpark::Nothing),
                 _ => return Unpark::Nothing,
             };
-            if self
-                .0
-                .compare_exchange(w, word(gen_, next), Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return r;
+            if self.transition(w, next) {
+                return r; // `w`'s generation is `gen_` (checked above)
             }
         }
     }
@@ -179,16 +173,7 @@ impl ParkWord {
     /// At shutdown: claim a parked G's token (`PARKED → IDLE`).
     pub(crate) fn claim_parked(&self) -> bool {
         let w = self.0.load(Ordering::Acquire);
-        state(w) == PARKED
-            && self
-                .0
-                .compare_exchange(
-                    w,
-                    word(generation(w), IDLE),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
+        state(w) == PARKED && self.transition(w, IDLE)
     }
 }
 
