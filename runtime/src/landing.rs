@@ -1,14 +1,18 @@
-//! A waiting receiver's landing slot (Go: `sudog.elem`, which points at the
-//! parked receiver's stack so the sender writes the value straight there).
+//! A waiting channel operation's landing slot (Go: `sudog.elem`, which
+//! points at the parked receiver's stack so the sender writes the value
+//! straight there, and `sg.success`, which tells a parked sender how its
+//! send ended).
 //!
-//! A plain channel receive that has to wait puts a [`Landing`] on its own
-//! stack, pinned, and queues the unique writer handle ([`LandingRef`]) in
-//! the channel's receive queue. Whoever completes the receive (a sender, or
-//! the last sender's drop) [`fill`](LandingRef::fill)s it under the
-//! channel lock and then wakes the receiver. The receiver reads the value
-//! with [`Landing::take`] once it sees `done`, without taking the lock
-//! again: one lock round trip (two atomic read-modify-writes) less per
-//! woken receive than leaving the value in the channel for it to collect.
+//! A plain channel send or receive that has to wait puts a [`Landing`] on
+//! its own stack, pinned, and queues the unique writer handle
+//! ([`LandingRef`]) in its entry. Whoever completes it (the other side, or
+//! the last sender's or receiver's drop) [`fill`](LandingRef::fill)s it
+//! under the channel lock and then wakes the waiter: a receiver gets its
+//! value (`None`: disconnected), a sender `None` (taken) or its value back
+//! (no receivers left). The waiter reads the result with
+//! [`Landing::take`] once it sees `done`, without taking the lock again:
+//! one lock round trip (two atomic read-modify-writes) less per woken wait
+//! than leaving the result in the channel for it to collect.
 //!
 //! # Protocol (what makes the raw pointer sound)
 //!
@@ -38,20 +42,21 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Where a waiting receiver's value lands. Owned by the receiver, pinned on
-/// its stack; see the module docs.
+/// Where a waiting channel operation's result lands. Owned by the waiter,
+/// pinned on its stack; see the module docs.
 pub(crate) struct Landing<T> {
     /// Atomic: Release by `fill` after writing `value`; Acquire by the owner.
     done: AtomicBool,
     /// Written once by the handle's `fill` (before `done`), read by the
-    /// owner (after `done`). `None` inside = the channel disconnected.
+    /// owner (after `done`). What `None` and `Some` mean is the channel's
+    /// (module docs).
     value: UnsafeCell<Option<T>>,
     /// Owner only: a handle is out (armed, not yet taken back or read).
     armed: Cell<bool>,
     _pinned: PhantomPinned,
 }
 
-/// The unique right to fill one [`Landing`]: queued in a channel's receive
+/// The unique right to fill one [`Landing`]: queued in a channel's wait
 /// queue while its owner waits.
 pub(crate) struct LandingRef<T> {
     ptr: NonNull<Landing<T>>,
@@ -104,8 +109,8 @@ impl<T> Landing<T> {
         }
     }
 
-    /// The landed value once the handle filled it: `Some(Some(v))` a value,
-    /// `Some(None)` "disconnected"; `None` while not filled yet.
+    /// What the handle filled in, once it has (`Some`); `None` while not
+    /// filled yet.
     pub(crate) fn take(&self) -> Option<Option<T>> {
         if !self.done.load(Ordering::Acquire) {
             // Pairs with the Release store in `fill`.
@@ -141,7 +146,7 @@ impl<T> Drop for Landing<T> {
             // gone. The channel code never leaves a wait this way; if it
             // ever did, stopping is the only sound option.
             eprintln!(
-                "fatal error: gort: a channel receive left its wait with its landing still queued\n\
+                "fatal error: gort: a channel operation left its wait with its landing still queued\n\
                  (a runtime bug: please report it)"
             );
             std::process::abort();
@@ -150,7 +155,7 @@ impl<T> Drop for Landing<T> {
 }
 
 impl<T> LandingRef<T> {
-    /// Lands `v` (`None`: the channel disconnected) and releases the owner,
+    /// Lands `v` and releases the owner,
     /// who may leave at once: the caller must not rely on the landing
     /// afterwards (it wakes the owner through its own handle on the
     /// waiter).

@@ -29,7 +29,7 @@ static NEXT_ID_BLOCK: AtomicU64 = AtomicU64::new(1 << 40);
 /// cache for the same reason: a blocking operation should not allocate).
 const OP_POOL_MAX: usize = 4;
 
-/// Ops of landed plain receives kept per channel (`State::spare`).
+/// Ops of landed plain waits kept per channel (`State::spare`).
 const SPARE_OPS: usize = 4;
 
 thread_local! {
@@ -228,19 +228,25 @@ pub(crate) struct Entry<T> {
     /// A plain sender's value; `None` for receivers and for `select` send
     /// cases (whose value comes later, through `SelectedOperation::send`).
     pub(crate) value: Option<T>,
-    /// A plain send or receive: its op is this entry's alone and nobody
-    /// else can fire or abort it, so claiming it needs no compare-and-swap.
-    pub(crate) plain: bool,
-    /// A plain receiver's landing (`crate::landing`): its value goes
-    /// straight there ([`State::complete_recv`]), not through `pending`.
+    /// A plain send's or receive's landing (`crate::landing`): its result
+    /// goes straight there ([`State::land`]), not through `pending`. Only
+    /// plain entries have one (see [`Entry::plain`]).
     pub(crate) landing: Option<LandingRef<T>>,
 }
 
 impl<T> Entry<T> {
+    /// A plain send or receive (the entries with a landing): its op is this
+    /// entry's alone and nobody else can fire or abort it, so claiming it
+    /// needs no compare-and-swap.
+    #[inline]
+    pub(crate) fn plain(&self) -> bool {
+        self.landing.is_some()
+    }
+
     /// Tells a select's owner this entry left its queue (`Op::gone`).
     #[inline]
     fn popped(&self) {
-        if !self.plain
+        if !self.plain()
             && let Some(g) = self.op.gone.get(self.case)
         {
             g.store(true, Ordering::Release); // pairs with Acquire in Select::run
@@ -284,9 +290,9 @@ pub(crate) struct State<T> {
     pub(crate) pending: Vec<(u64, Pending<T>, Option<Arc<Op>>)>,
     /// `Select::ready` waiters: woken (all) on any change.
     pub(crate) watchers: Vec<Arc<Op>>,
-    /// The ops of plain receivers completed through their landing, kept
-    /// for their owners' next wait here (`State::plain_recv_op`): the
-    /// owner does not come back under the lock for them.
+    /// The ops of plain waiters completed through their landing, kept
+    /// for their owners' next wait here (`State::plain_op`): the owner
+    /// does not come back under the lock for them.
     pub(crate) spare: Vec<Arc<Op>>,
 }
 
@@ -468,11 +474,7 @@ impl<T> State<T> {
     /// either way with no result to collect under the lock.
     #[inline]
     pub(crate) fn complete_sent(&mut self, e: Entry<T>) {
-        if e.plain {
-            if self.land(e, None).is_err() {
-                unreachable!("gort: chan: a plain sender without a landing");
-            }
-        } else {
+        if let Err((e, _)) = self.land(e, None) {
             e.op.delivered.store(true, Ordering::Relaxed); // ordered by finish's Release
             e.op.finish();
         }
@@ -512,7 +514,7 @@ impl<T> State<T> {
         // and a select's entries are never plain).
         match q.front() {
             None => None,
-            Some(e) if e.plain => q.pop_front(),
+            Some(e) if e.plain() => q.pop_front(),
             Some(_) => Self::claim_select(q, me),
         }
     }
@@ -529,7 +531,7 @@ impl<T> State<T> {
             // A plain entry's op has no other claimant (its owner times
             // out by removing the entry under this lock); a select's may
             // be fired by another channel first.
-            let won = q[i].plain || q[i].op.claim(q[i].case);
+            let won = q[i].plain() || q[i].op.claim(q[i].case);
             let e = if i == 0 { q.pop_front() } else { q.remove(i) }.expect("index in range");
             e.popped();
             if won {
@@ -544,7 +546,7 @@ impl<T> State<T> {
     #[inline]
     pub(crate) fn drop_stale(q: &mut VecDeque<Entry<T>>) {
         while let Some(e) = q.front() {
-            if e.plain || e.op.selected.load(Ordering::Acquire) == NONE {
+            if e.plain() || e.op.selected.load(Ordering::Acquire) == NONE {
                 return;
             }
             q.pop_front().expect("front").popped();
@@ -771,7 +773,6 @@ impl<T> Chan<T> {
                 op: me.clone(),
                 case: 0,
                 value: None,
-                plain: false,
                 landing: None,
             },
         );
@@ -820,7 +821,6 @@ impl<T> Chan<T> {
                         op,
                         case: 0,
                         value: Some(v),
-                        plain: true,
                         landing: Some(landing.as_ref().arm()),
                     });
                     st.notify();
@@ -911,7 +911,6 @@ impl<T> Chan<T> {
                         op,
                         case: 0,
                         value: None,
-                        plain: true,
                         landing: Some(landing.as_ref().arm()),
                     });
                     st.notify();

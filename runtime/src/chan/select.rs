@@ -272,7 +272,6 @@ impl<T> Chan<T> {
                 op: op.clone(),
                 case,
                 value,
-                plain: false,
                 landing: None,
             });
             st.notify();
@@ -302,7 +301,6 @@ impl<T> Chan<T> {
                         op: op.clone(),
                         case,
                         value: None,
-                        plain: false,
                         landing: None,
                     },
                 ),
@@ -317,7 +315,6 @@ impl<T> Chan<T> {
                 op: op.clone(),
                 case,
                 value: None,
-                plain: false,
                 landing: None,
             });
             st.notify();
@@ -871,11 +868,10 @@ mod tests {
     fn drop_stale_pops_fired_entries_and_flags_them() {
         use super::super::chan::{Entry, GONE_CASES};
         use std::collections::VecDeque;
-        let entry = |op: &Arc<Op>, case, plain| Entry::<u32> {
+        let entry = |op: &Arc<Op>, case| Entry::<u32> {
             op: op.clone(),
             case,
             value: None,
-            plain,
             landing: None,
         };
         let fired = Op::new(NONE);
@@ -885,10 +881,10 @@ mod tests {
         let live = Op::new(NONE);
         let plain = Op::new(NONE);
         let mut q: VecDeque<Entry<u32>> = VecDeque::new();
-        q.push_back(entry(&fired, 1, false));
-        q.push_back(entry(&fired, 2, false));
-        q.push_back(entry(&live, 0, false));
-        q.push_back(entry(&fired, GONE_CASES + 1, false)); // behind a live one: stays
+        q.push_back(entry(&fired, 1));
+        q.push_back(entry(&fired, 2));
+        q.push_back(entry(&live, 0));
+        q.push_back(entry(&fired, GONE_CASES + 1)); // behind a live one: stays
         State::drop_stale(&mut q);
         assert_eq!(q.len(), 2, "the two stale entries in front are gone");
         assert!(Arc::ptr_eq(&q[0].op, &live));
@@ -897,11 +893,17 @@ mod tests {
             !fired.gone[0].load(Ordering::Acquire),
             "case 0 had no entry here"
         );
+        // A plain entry is one with a landing (taken back before the end).
+        let landing = std::pin::pin!(crate::landing::Landing::new());
         let mut q: VecDeque<Entry<u32>> = VecDeque::new();
-        q.push_back(entry(&plain, 0, true));
-        q.push_back(entry(&fired, 3, false));
+        q.push_back(Entry {
+            landing: Some(landing.as_ref().arm()),
+            ..entry(&plain, 0)
+        });
+        q.push_back(entry(&fired, 3));
         State::drop_stale(&mut q);
         assert_eq!(q.len(), 2, "a plain entry in front stops it");
+        landing.disarm(q[0].landing.take().expect("the plain entry's landing"));
     }
 
     /// Selects that send and receive on shared rendezvous channels, from
