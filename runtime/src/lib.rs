@@ -35,6 +35,7 @@ mod panic;
 pub mod runtime;
 pub(crate) mod sched;
 pub mod spawn;
+mod spinlock;
 pub mod sync;
 mod task;
 pub mod time;

@@ -5,7 +5,7 @@
 use super::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::landing::{Landing, LandingRef};
 use crate::sched::park::{self, Waiter};
-use parking_lot::Mutex;
+use crate::spinlock::{SpinMutex, SpinMutexGuard, spin_mutex};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -320,13 +320,8 @@ pub(crate) struct Chan<T> {
     pub(crate) unbounded: bool,
     /// Protected by: itself. Never held across a park. Locked only
     /// through [`Chan::state`], whose guard keeps `hint` up to date.
-    locked: Mutex<State<T>>,
+    locked: SpinMutex<State<T>>,
 }
-
-/// `Chan::lock_contended`: attempts before queueing in `parking_lot`, and
-/// `pause`s between them (about 2–3 µs per round here; Go: 4 × 30).
-const LOCK_BACKOFF_ROUNDS: u32 = 4;
-const LOCK_BACKOFF_PAUSES: u32 = 100;
 
 /// `Chan::hint`: a receive may not block (buffered values, a waiting
 /// sender, or disconnected).
@@ -338,7 +333,7 @@ const SEND_MAYBE: u8 = 2;
 /// A locked channel: derefs to its [`State`]; on drop, stores the state's
 /// summary in `Chan::hint` before unlocking.
 pub(crate) struct Guard<'a, T> {
-    st: parking_lot::MutexGuard<'a, State<T>>,
+    st: SpinMutexGuard<'a, State<T>>,
     hint: &'a AtomicU8,
     cap: usize,
 }
@@ -691,7 +686,7 @@ impl<T> Chan<T> {
             cap,
             unbounded,
             hint: AtomicU8::new(0),
-            locked: Mutex::new(State {
+            locked: spin_mutex(State {
                 buf: VecDeque::new(),
                 reserved: 0,
                 sendq: VecDeque::new(),
@@ -708,44 +703,15 @@ impl<T> Chan<T> {
         c
     }
 
-    /// Locks the channel.
+    /// Locks the channel (`spinlock.rs`: a CAS; a contended waiter backs
+    /// off, yields, then naps; unlock is a store).
     #[inline]
     pub(crate) fn state(&self) -> Guard<'_, T> {
-        let st = match self.locked.try_lock() {
-            Some(st) => st,
-            None => self.lock_contended(),
-        };
         Guard {
-            st,
+            st: self.locked.lock(),
             hint: &self.hint,
             cap: self.cap,
         }
-    }
-
-    /// The lock is held: back off *without reading it* (`pause` ×
-    /// `LOCK_BACKOFF_PAUSES`), try again, `LOCK_BACKOFF_ROUNDS` times, and
-    /// only then queue in `parking_lot` (which spins reading the word,
-    /// yields, then parks). Go's runtime lock spins the same way
-    /// (`procyield` between attempts). A waiter that polls the word pulls
-    /// its cache line away from the holder in the middle of its critical
-    /// section, so the holder's unlock misses, and so does its next lock:
-    /// with two Ms on one channel that halved throughput. Measured on the
-    /// AMD host (cap=1024 4×4 at P=2: 15 → 34 M msgs/s; cap=0 4×4: 1.7–4.9
-    /// → 7.9 M; Go's `BenchmarkSelectAsyncContended` shape: 108–223 → 42
-    /// ns); polling the word longer before `parking_lot` instead made it
-    /// worse (15 → 8.4 M). docs/design/chan.md.
-    #[cold]
-    #[inline(never)]
-    fn lock_contended(&self) -> parking_lot::MutexGuard<'_, State<T>> {
-        for _ in 0..LOCK_BACKOFF_ROUNDS {
-            for _ in 0..LOCK_BACKOFF_PAUSES {
-                std::hint::spin_loop();
-            }
-            if let Some(st) = self.locked.try_lock() {
-                return st;
-            }
-        }
-        self.locked.lock()
     }
 
     /// Lock-free: a receive would block now (see `Chan::hint`). `false`

@@ -4,7 +4,7 @@
 //!
 //! # Concepts
 //!
-//! - A channel (`Chan`, Go `hchan`) is one `parking_lot::Mutex<State>`
+//! - A channel (`Chan`, Go `hchan`) is one `SpinMutex<State>` (`spinlock.rs`)
 //!   (never held across a park): a `VecDeque` buffer, FIFO queues of
 //!   waiting senders and receivers (`Entry`, Go `sudog`), the sender and
 //!   receiver counts, `pending`: select results, keyed by their op id,
