@@ -775,8 +775,18 @@ fn case_mutex(g: u64, ops: u64, reps: usize) {
 
 /// Go's `cmd/timers`: `g` goroutines loop `sleep(period)` for `dur`; every
 /// wake-up's lateness (actual − requested) is kept (exact quantiles).
-fn case_timers(g: usize, dur_ms: u64, period_us: u64) {
-    rt(2).run(move || {
+/// `net_waiter`: one more goroutine blocks in a TCP `accept` throughout, so
+/// the idle M sleeps in the network poller rather than on its note (the
+/// metric names then carry `,net=1`).
+fn case_timers(g: usize, dur_ms: u64, period_us: u64, net_waiter: bool, procs: usize) {
+    rt(procs).run(move || {
+        if net_waiter {
+            let l = gort::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            gort::go(move || {
+                let _ = l.accept();
+            });
+            gort::time::sleep(Duration::from_millis(10)); // let it park in accept
+        }
         let period = Duration::from_micros(period_us);
         let dur = Duration::from_millis(dur_ms);
         let start = Arc::new(gort::sync::WaitGroup::new());
@@ -818,7 +828,8 @@ fn case_timers(g: usize, dur_ms: u64, period_us: u64) {
         } else {
             format!("{period_us}µs")
         };
-        let name = |m: &str| format!("{m}[g={g},period={period_s},procs=2]");
+        let net = if net_waiter { ",net=1" } else { "" };
+        let name = |m: &str| format!("{m}[g={g},period={period_s},procs={procs}{net}]");
         result(
             &name("timers_wakeups_per_s"),
             all.len() as f64 / wall,
@@ -1074,6 +1085,8 @@ fn main() {
                 arg(&args, "--g", 10_000),
                 arg(&args, "--dur-ms", 2000),
                 arg(&args, "--period-us", 1000),
+                arg(&args, "--net-waiter", 0) != 0,
+                arg(&args, "--procs", 2),
             ),
             "preempt" => case_preempt(
                 arg(&args, "--dur-ms", 2000),
