@@ -462,15 +462,57 @@ fn chan_round_trips(n: u64, cap: Option<usize>) -> f64 {
     el / n as f64
 }
 
-fn case_chan_pingpong(procs: usize, n: u64, reps: usize, cap: Option<usize>) {
+/// The shape of the tokio anchor's `pingpong_oneshot`: every message
+/// carries the sender of a fresh capacity-1 channel for the reply (a
+/// oneshot's send never waits; neither does this one), so each round trip
+/// makes two channels and uses each once.
+fn chan_round_trips_reply(n: u64) -> f64 {
+    struct Msg(u64, gort::chan::Sender<Msg>);
+    let (first_tx, first_rx) = gort::chan::bounded::<Msg>(1);
+    let echo = gort::go(move || {
+        let mut rx = first_rx;
+        while let Ok(Msg(v, reply)) = rx.recv() {
+            let (tx, next_rx) = gort::chan::bounded(1);
+            if reply.send(Msg(v + 1, tx)).is_err() {
+                break;
+            }
+            rx = next_rx;
+        }
+    });
+    let t0 = Instant::now();
+    let mut to_echo = first_tx;
+    let mut v = 0;
+    for _ in 0..n {
+        let (tx, rx) = gort::chan::bounded(1);
+        to_echo.send(Msg(v, tx)).expect("partner gone");
+        let Msg(nv, next) = rx.recv().unwrap();
+        v = nv;
+        to_echo = next;
+    }
+    let el = t0.elapsed().as_nanos() as f64;
+    drop(to_echo);
+    echo.join().unwrap();
+    check(v == n, "pingpong value");
+    el / n as f64
+}
+
+fn case_chan_pingpong(procs: usize, n: u64, reps: usize, cap: Option<usize>, reply: bool) {
     let label = match cap {
+        _ if reply => ",shape=reply".to_string(),
         Some(0) => String::new(),
         Some(c) => format!(",cap={c}"),
         None => ",cap=unbounded".to_string(),
     };
+    let once = |n| {
+        if reply {
+            chan_round_trips_reply(n)
+        } else {
+            chan_round_trips(n, cap)
+        }
+    };
     rt(procs).run(|| {
-        chan_round_trips(n / 10, cap);
-        let xs: Vec<f64> = (0..reps).map(|_| chan_round_trips(n, cap)).collect();
+        once(n / 10);
+        let xs: Vec<f64> = (0..reps).map(|_| once(n)).collect();
         println!(
             "# chan pingpong procs={procs}{label} n={n} reps (ns/roundtrip): {}",
             fmt_xs(&xs)
@@ -1061,6 +1103,11 @@ fn main() {
                 match arg(&args, "--cap", "0".to_string()).as_str() {
                     "unbounded" => None,
                     c => Some(c.parse().expect("--cap N or --cap unbounded")),
+                },
+                match arg(&args, "--shape", "plain".to_string()).as_str() {
+                    "plain" => false,
+                    "reply" => true,
+                    s => panic!("unknown chan_pingpong shape {s} (plain, reply)"),
                 },
             ),
             "chan" => case_chan(

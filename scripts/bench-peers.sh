@@ -41,6 +41,8 @@ run() { bench_run 300 "$@"; }
 for r in $(seq 1 "$rounds"); do
   for w in 1 2; do
     run "$r" gort "$S" --case chan_pingpong --procs $w --n 200000 --reps 3
+    # tokio's pingpong_oneshot shape: a fresh reply channel per message.
+    run "$r" gort "$S" --case chan_pingpong --shape reply --procs $w --n 200000 --reps 3
     run "$r" tokio "$T" pingpong rounds=200k workers=$w reps=3
     run "$r" may "$M" pingpong rounds=200k workers=$w reps=3
   done

@@ -46,6 +46,8 @@ mkdir -p "$gobin"
 # The anchor has no select case: Go's four select benchmarks (runtime/chan_test.go)
 # as a program of ours, built with the anchor's toolchain.
 (cd "$repo/scripts/go-select" && go build -o "$gobin/go-select" .)
+# Nor a reply-channel ping-pong (a fresh channel per message): ours too.
+(cd "$repo/scripts/go-reply" && go build -o "$gobin/go-reply" .)
 
 echo "== gort: cargo bench --bench sched --no-run" >&2
 sched=""
@@ -91,6 +93,8 @@ pairs=(
 issue5_pairs=(
     "chan-pingpong-p1|S --case chan_pingpong --procs 1 --n 1000000 --reps 5|GOMAXPROCS=1 G/pingpong -mode chan -n 1000000 -reps 5"
     "chan-pingpong-p2|S --case chan_pingpong --procs 2 --n 1000000 --reps 5|GOMAXPROCS=2 G/pingpong -mode chan -n 1000000 -reps 5"
+    "chan-reply-p1|S --case chan_pingpong --shape reply --procs 1 --n 300000 --reps 5|GOMAXPROCS=1 G/go-reply -n 300000 -reps 5"
+    "chan-reply-p2|S --case chan_pingpong --shape reply --procs 2 --n 300000 --reps 5|GOMAXPROCS=2 G/go-reply -n 300000 -reps 5"
     "chan-p1|S --case chan --procs 1 --msgs 2000000 --reps 3|GOMAXPROCS=1 G/chan -msgs 2000000 -reps 3 -pc 1x1,4x4 -caps 1024,0"
     "chan-p2|S --case chan --procs 2 --msgs 2000000 --reps 3|GOMAXPROCS=2 G/chan -msgs 2000000 -reps 3 -pc 1x1,4x4 -caps 1024,0"
     "select-p1|S --case select --procs 1 --ops 2000000 --reps 5|GOMAXPROCS=1 G/go-select -ops 2000000 -reps 5"
@@ -220,6 +224,9 @@ rows = [
     # issue 5 (SUITE=all)
     ("pingpong_chan_ns_per_roundtrip[procs=1]", "chan ping-pong ns/round trip P=1", "lower", "go"),
     ("pingpong_chan_ns_per_roundtrip[procs=2]", "chan ping-pong ns/round trip P=2", "lower", "go"),
+    # Not an issue 5 row (no target): a fresh capacity-1 reply channel per message.
+    ("pingpong_chan_ns_per_roundtrip[procs=1,shape=reply]", "reply-channel ping-pong ns/round trip P=1", "lower", None),
+    ("pingpong_chan_ns_per_roundtrip[procs=2,shape=reply]", "reply-channel ping-pong ns/round trip P=2", "lower", None),
 ] + [
     (f"chan_msgs_per_s[cap={c},prod={n},cons={n},procs={p}]", f"chan msgs/s cap={c} {n}x{n} P={p}", "higher", "go")
     for p in (1, 2) for c in (1024, 0) for n in (1, 4)

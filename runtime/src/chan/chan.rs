@@ -293,7 +293,60 @@ pub(crate) struct State<T> {
     /// The ops of plain waiters completed through their landing, kept
     /// for their owners' next wait here (`State::plain_op`): the owner
     /// does not come back under the lock for them.
-    pub(crate) spare: Vec<Arc<Op>>,
+    pub(crate) spare: Spare,
+}
+
+/// `State::spare`: up to `SPARE_OPS` ops of landed plain waits. The first
+/// sits inline, so a channel with one waiting side (the common case, and
+/// every channel of Go's reply-channel idiom) never allocates for it.
+#[derive(Debug, Default)]
+pub(crate) struct Spare {
+    first: Option<Arc<Op>>,
+    rest: Vec<Arc<Op>>,
+}
+
+impl Spare {
+    /// Keeps `op` (recycles it into this thread's pool when full).
+    #[inline]
+    fn put(&mut self, op: Arc<Op>) {
+        if self.first.is_none() {
+            self.first = Some(op);
+        } else if self.rest.len() < SPARE_OPS - 1 {
+            self.rest.push(op);
+        } else {
+            Op::recycle(op);
+        }
+    }
+
+    /// Takes an op whose waiter is goroutine `me` (see `Waiter::names`).
+    #[inline]
+    fn take_named(&mut self, me: *const crate::sched::g::G) -> Option<Arc<Op>> {
+        if self.first.as_ref().is_some_and(|o| o.waiter.names(me)) {
+            return self.first.take();
+        }
+        if self.rest.is_empty() {
+            return None;
+        }
+        let i = self.rest.iter().rposition(|o| o.waiter.names(me))?;
+        Some(self.rest.swap_remove(i))
+    }
+
+    /// How many ops it keeps.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+}
+
+impl Drop for Spare {
+    /// The ops go back to this thread's op pool: a channel made per
+    /// request (Go's reply-channel idiom) would otherwise cost a new op
+    /// for every wait on it.
+    fn drop(&mut self) {
+        for op in self.first.take().into_iter().chain(self.rest.drain(..)) {
+            Op::recycle(op);
+        }
+    }
 }
 
 /// A channel (Go: `hchan`). Aligned to a cache line, in this order
@@ -419,11 +472,7 @@ impl<T> State<T> {
                 // The landing's owner may be gone now; its op (ours alone:
                 // the entry owned it) still names it.
                 e.op.waiter.wake_by_ref();
-                if self.spare.len() < SPARE_OPS {
-                    self.spare.push(e.op);
-                } else {
-                    Op::recycle(e.op);
-                }
+                self.spare.put(e.op);
                 Ok(())
             }
             None => Err((e, v)),
@@ -444,14 +493,12 @@ impl<T> State<T> {
     /// channel: its own op from `spare` if a completer left it there, else
     /// a new one.
     pub(crate) fn plain_op(&mut self) -> Arc<Op> {
-        let me = crate::sched::g::current_ptr();
-        match self.spare.iter().rposition(|o| o.waiter.names(me)) {
-            Some(i) => {
+        match self.spare.take_named(crate::sched::g::current_ptr()) {
+            Some(op) => {
                 // Unique (only `land` moves ops here, from plain entries
                 // that owned them) and as `Op::new(NONE)` left it: a plain
                 // wait never claims, finishes or delivers its op. Its id is
                 // still its own (ids are unique per op), so it keeps it.
-                let op = self.spare.swap_remove(i);
                 debug_assert!(
                     op.selected.load(Ordering::Relaxed) == NONE
                         && !op.done.load(Ordering::Relaxed)
@@ -693,7 +740,7 @@ impl<T> Chan<T> {
                 recvq: VecDeque::new(),
                 pending: Vec::new(),
                 watchers: Vec::new(),
-                spare: Vec::new(),
+                spare: Spare::default(),
                 senders,
                 receivers: 1,
                 never,
@@ -1211,6 +1258,31 @@ mod tests {
         let shared = again.clone();
         Op::recycle(again);
         assert_ne!(Arc::as_ptr(&Op::new(NONE)), Arc::as_ptr(&shared));
+    }
+
+    /// The first spare op sits inline, up to `SPARE_OPS` are kept, and a
+    /// dropped channel's spares go back to the dropping thread's pool
+    /// (Go's reply-channel idiom makes a channel per message).
+    #[test]
+    fn spare_ops_are_kept_then_pooled_when_the_channel_drops() {
+        let mut sp = Spare::default();
+        let ops: Vec<_> = (0..SPARE_OPS + 1).map(|_| Op::new(NONE)).collect();
+        for op in ops {
+            sp.put(op);
+        }
+        assert_eq!(sp.len(), SPARE_OPS, "one past SPARE_OPS went to the pool");
+        assert!(sp.first.is_some());
+        // Plain threads never reuse a spare (only goroutines do).
+        assert!(sp.take_named(std::ptr::null()).is_none());
+        // Empty the pool (the op put past the limit is in it), then drop
+        // the spares: the pool gets them back (`OP_POOL_MAX` ≥ `SPARE_OPS`).
+        OP_POOL.with_borrow_mut(|p| p.clear());
+        drop(sp);
+        assert_eq!(
+            OP_POOL.with_borrow(|p| p.len()),
+            SPARE_OPS,
+            "a dropped Spare's ops were not pooled"
+        );
     }
 
     #[test]

@@ -1,0 +1,3 @@
+module goreply
+
+go 1.27
