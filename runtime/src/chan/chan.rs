@@ -349,12 +349,15 @@ impl Drop for Spare {
     }
 }
 
-/// A channel (Go: `hchan`). Aligned to a cache line, in this order
-/// (`repr(C)`): the hint, the immutable fields, the lock word and the
-/// state's first fields share the first line, and the `Arc` counts
-/// (before it) stay off it.
+/// A channel (Go: `hchan`). Fields in this order (`repr(C)`): the hint,
+/// the immutable fields, the lock word and the state's first fields.
+/// Not cache-line aligned: an alignment above 16 sends `Arc::new` to
+/// glibc's `posix_memalign`, which made a channel's allocation and free
+/// ~1,100 instructions dearer and a reply-channel round trip (a fresh
+/// channel per message) 1.13–1.27× Go's; unaligned it is ~0.7× Go's, at
+/// a cost of 2–4 % on an unbuffered ping-pong (docs/design/chan.md).
 #[derive(Debug)]
-#[repr(C, align(64))]
+#[repr(C)]
 pub(crate) struct Chan<T> {
     /// Atomic, a summary of `locked` for lock-free "would block" checks
     /// (Go's `empty(c)`/`full(c)` reads in `chanrecv`/`chansend` with
