@@ -1267,6 +1267,7 @@ mod tests {
     /// dropped channel's spares go back to the dropping thread's pool
     /// (Go's reply-channel idiom makes a channel per message).
     #[test]
+    #[inline(never)] // reads OP_POOL (tests/tls_accessors.rs)
     fn spare_ops_are_kept_then_pooled_when_the_channel_drops() {
         let mut sp = Spare::default();
         let ops: Vec<_> = (0..SPARE_OPS + 1).map(|_| Op::new(NONE)).collect();
