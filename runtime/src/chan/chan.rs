@@ -324,9 +324,6 @@ impl Spare {
         if self.first.as_ref().is_some_and(|o| o.waiter.names(me)) {
             return self.first.take();
         }
-        if self.rest.is_empty() {
-            return None;
-        }
         let i = self.rest.iter().rposition(|o| o.waiter.names(me))?;
         Some(self.rest.swap_remove(i))
     }
