@@ -818,8 +818,9 @@ fn case_mutex(g: u64, ops: u64, reps: usize) {
 /// Go's `cmd/timers`: `g` goroutines loop `sleep(period)` for `dur`; every
 /// wake-up's lateness (actual − requested) is kept (exact quantiles).
 /// `net_waiter`: one more goroutine blocks in a TCP `accept` throughout, so
-/// the idle M sleeps in the network poller rather than on its note (the
-/// metric names then carry `,net=1`).
+/// the first idle M polls the network (the metric names then carry
+/// `,net=1`; docs/design/timers.md: the timer sleeper is still the next
+/// idle M, on its futex).
 fn case_timers(g: usize, dur_ms: u64, period_us: u64, net_waiter: bool, procs: usize) {
     rt(procs).run(move || {
         if net_waiter {

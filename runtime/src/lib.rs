@@ -8,7 +8,9 @@
 //! - `runtime`: `Builder`, `Runtime`, `run`, the `gort::runtime` functions
 //! - `cgroup`, `env`: GOMAXPROCS from cgroups, environment knobs
 //! - `panic`, `fatal`: the panic hook and the fatal-error vocabulary
-//! - `landing`: a waiting channel receiver's value slot (`sudog.elem`)
+//! - `landing`: a waiting channel operation's result slot on its own stack
+//!   (`sudog.elem`)
+//! - `spinlock`: the channel lock (unlock is a store)
 //!
 //! See docs/design/scheduler.md and docs/design/stacks.md.
 //!

@@ -351,8 +351,8 @@ impl Drop for Spare {
 /// Not cache-line aligned: an alignment above 16 sends `Arc::new` to
 /// glibc's `posix_memalign`, which made a channel's allocation and free
 /// ~1,100 instructions dearer and a reply-channel round trip (a fresh
-/// channel per message) 1.13–1.27× Go's; unaligned it is ~0.7× Go's, at
-/// a cost of 2–4 % on an unbuffered ping-pong (docs/design/chan.md).
+/// channel per message) 1.13–1.27× Go's; unaligned it is 0.74–0.87× Go's,
+/// at a cost of 2–4 % on an unbuffered ping-pong (docs/design/chan.md).
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Chan<T> {
