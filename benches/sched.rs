@@ -861,6 +861,15 @@ fn case_timers(g: usize, dur_ms: u64, period_us: u64, net_waiter: bool, procs: u
         let wall = t0.get().unwrap().elapsed().as_secs_f64();
         all.sort_unstable();
         let q = |f: f64| all[((all.len() as f64 * f) as usize).min(all.len() - 1)] as f64 / 1e3;
+        // The shape of the distribution (under overload it is bimodal:
+        // on time, or kicked to a queue; docs/design/timers.md).
+        let mean = all.iter().sum::<u64>() as f64 / all.len() as f64 / 1e3;
+        let qs = [0.1, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999];
+        let qs: Vec<String> = qs
+            .iter()
+            .map(|f| format!("p{}={:.0}", f * 100.0, q(*f)))
+            .collect();
+        println!("# lateness (us): mean={mean:.0} {}", qs.join(" "));
         println!(
             "# {g} goroutines x sleep({period:?}) for {dur:?}: {} wake-ups in {wall:.3}s",
             all.len()

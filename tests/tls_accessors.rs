@@ -25,6 +25,11 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "with",
         "the THREAD_LOCALS branch runs only off goroutines",
     ),
+    (
+        "sched/m.rs",
+        "with_slot",
+        "inlined only into #[inline(never)] callers: with_m and try_with_m (checked below)",
+    ),
     ("sched/preempt.rs", "register_m", "M start-up on g0"),
     ("sched/preempt.rs", "unregister_m", "M exit on g0"),
     (
@@ -194,7 +199,18 @@ fn runtime_thread_locals_are_read_only_in_inline_never_functions() {
             body.contains("NoPreemptHere::new()"),
             "{fname} should use NoPreemptHere"
         );
+        assert!(
+            body.contains("with_slot(|"),
+            "{fname} should reach MLOCAL through with_slot"
+        );
     }
+    // `with_slot` hands out the address of this thread's MLOCAL: only the
+    // two callers checked above may use it.
+    assert_eq!(
+        m.matches("with_slot(").count(),
+        2,
+        "with_slot is called outside with_m/try_with_m"
+    );
     assert_eq!(users, 2, "NoPreemptHere is used outside with_m/try_with_m");
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -18,7 +18,7 @@
 //! and nobody took it yet, and returns `None` if it is gone: callers then
 //! fall back to the global queues, and the M waits for a P at its next
 //! schedule point.
-#![deny(unsafe_code)] // one exception: `MLocal::split` (the P slot)
+#![deny(unsafe_code)] // two exceptions: `MLocal::split` (the P slot), `with_slot` (MLOCAL's address)
 
 use super::g::{self, GRef};
 use super::preempt::{self, M_IDLE, M_LOST, M_RELEASED, M_RUN, M_SYSCALL, NoPreemptHere};
@@ -97,14 +97,37 @@ thread_local! {
 #[inline(never)]
 pub(crate) fn with_m<R>(f: impl FnOnce(&mut MLocal) -> R) -> R {
     let _np = NoPreemptHere::new();
-    MLOCAL.with(|m| f(m.borrow_mut().as_mut().expect("gort: not on an M")))
+    with_slot(|m| f(m.borrow_mut().as_mut().expect("gort: not on an M")))
 }
 
 /// Like [`with_m`], but `None` on threads that are not Ms.
 #[inline(never)]
 pub(crate) fn try_with_m<R>(f: impl FnOnce(&mut MLocal) -> R) -> Option<R> {
     let _np = NoPreemptHere::new();
-    MLOCAL.with(|m| m.borrow_mut().as_mut().map(f))
+    with_slot(|m| m.borrow_mut().as_mut().map(f))
+}
+
+/// Runs `f` with this thread's `MLOCAL` slot.
+///
+/// Not `MLOCAL.with(f)`: `LocalKey::with` is not inlined, so `f`'s
+/// captures were moved into its argument, copied with 16-byte loads just
+/// after the caller wrote them with 8-byte stores: a failed store-to-load
+/// forward on every switch (−90 instructions and −5 % per ping-pong round
+/// trip without it; docs/design/scheduler.md). Here `f` is inlined and
+/// runs in place; only the slot's address comes out of `with`.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn with_slot<R>(f: impl FnOnce(&RefCell<Option<MLocal>>) -> R) -> R {
+    let slot = MLOCAL.with(std::ptr::from_ref);
+    // SAFETY: `slot` is this thread's `MLOCAL`, alive until the thread
+    // exits, and `f` runs on this thread: only `with_m` and `try_with_m`
+    // call this, their `f` must not suspend (so the goroutine cannot move
+    // to another thread meanwhile), and their `NoPreemptHere` keeps the
+    // preemption signal from switching it away. Both are
+    // `#[inline(never)]`, so the address is computed afresh per call,
+    // never kept across a switch (llvm/llvm-project#98479, see
+    // `preempt::preempt_requested`). The reference does not outlive `f`.
+    f(unsafe { &*slot })
 }
 
 /// The timer slack of an M thread (`PR_SET_TIMERSLACK`, ns).
