@@ -809,8 +809,6 @@ impl<T> Chan<T> {
     }
 
     fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
-        // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
-        crate::sched::park::preempt_check();
         // Where the receiver that takes our value (or the last receiver's
         // drop) tells us so: `None` taken, `Some(v)` given back.
         let landing = std::pin::pin!(Landing::new());
@@ -818,7 +816,13 @@ impl<T> Chan<T> {
         {
             let mut st = self.state();
             match st.try_send(v, self.cap, None) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    drop(st);
+                    // A safe point (Go: the prologue check of chansend),
+                    // on the paths that do not park: a park is one.
+                    crate::sched::park::preempt_check();
+                    return Ok(());
+                }
                 Err(TrySendError::Disconnected(v)) => {
                     return Err(SendTimeoutError::Disconnected(v));
                 }
@@ -895,8 +899,6 @@ impl<T> Chan<T> {
     }
 
     fn recv(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
-        // A safe point (Go: the prologue check of chansend/chanrecv/selectgo).
-        crate::sched::park::preempt_check();
         // Where a sender puts the value if we have to wait (Go: the
         // receiver's `sudog.elem`): we then read it without the lock.
         let landing = std::pin::pin!(Landing::new());
@@ -904,7 +906,13 @@ impl<T> Chan<T> {
         {
             let mut st = self.state();
             match st.try_recv(None) {
-                RecvTry::Got(v) => return Ok(v),
+                RecvTry::Got(v) => {
+                    drop(st);
+                    // A safe point (Go: the prologue check of chanrecv),
+                    // on the paths that do not park: a park is one.
+                    crate::sched::park::preempt_check();
+                    return Ok(v);
+                }
                 RecvTry::Disconnected => return Err(RecvTimeoutError::Disconnected),
                 RecvTry::Valueless(s) => {
                     // Committed: cannot time out.
