@@ -30,6 +30,16 @@ const ALLOWED: &[(&str, &str, &str)] = &[
         "with_slot",
         "inlined only into #[inline(never)] callers: with_m and try_with_m (checked below)",
     ),
+    (
+        "sched/preempt.rs",
+        "set_locks_inline",
+        "inlined only into #[inline(never)] callers: set_locks and g::enter (checked below)",
+    ),
+    (
+        "sched/g.rs",
+        "set_current_inline",
+        "inlined only into #[inline(never)] callers: set_current and enter (checked below)",
+    ),
     ("sched/preempt.rs", "register_m", "M start-up on g0"),
     ("sched/preempt.rs", "unregister_m", "M exit on g0"),
     (
@@ -212,5 +222,34 @@ fn runtime_thread_locals_are_read_only_in_inline_never_functions() {
         "with_slot is called outside with_m/try_with_m"
     );
     assert_eq!(users, 2, "NoPreemptHere is used outside with_m/try_with_m");
+    // The two inlined setters: called only from the #[inline(never)]
+    // functions named in ALLOWED.
+    for (needle, callers) in [
+        ("set_locks_inline(", &["fn set_locks(", "fn enter("][..]),
+        ("set_current_inline(", &["fn set_current(", "fn enter("][..]),
+    ] {
+        let mut calls = 0;
+        for (rel, src) in &files {
+            for (at, _) in src.match_indices(needle) {
+                if src[..at].ends_with("fn ") {
+                    continue; // the definition
+                }
+                calls += 1;
+                // The enclosing function: the last `fn ` before the call.
+                let head = &src[..at];
+                let f = head.rfind("fn ").expect("call inside a function");
+                let sig = &head[f..];
+                let attrs = &head[head[..f].rfind("\n\n").unwrap_or(0)..f];
+                if !callers.iter().any(|c| sig.starts_with(c))
+                    || !attrs.contains("#[inline(never)]")
+                {
+                    bad.push(format!(
+                        "{rel}: {needle}..) called outside {callers:?} or not #[inline(never)]"
+                    ));
+                }
+            }
+        }
+        assert_eq!(calls, 2, "{needle}..) should have exactly two callers");
+    }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }

@@ -314,9 +314,26 @@ thread_local! {
 }
 
 /// Sets (or clears, with `None`) the G running on this thread. Called by the
-/// M around `Goroutine::resume`, with a token it holds for that duration.
+/// M around `Goroutine::resume` ([`enter`] before it), with a token it holds
+/// for that duration.
 #[inline(never)]
 pub(crate) fn set_current(g: Option<&GRef>) {
+    set_current_inline(g);
+}
+
+/// The M's last step before resuming `g`: `g` becomes the current G and
+/// the thread leaves the runtime (`preempt::set_locks(0)`), in one call
+/// (one call less per switch than the two).
+#[inline(never)]
+pub(crate) fn enter(g: &GRef) {
+    set_current_inline(Some(g));
+    super::preempt::set_locks_inline(0);
+}
+
+/// [`set_current`], inlined: only into `#[inline(never)]` callers
+/// (`set_current` and `enter`; tests/tls_accessors.rs checks it).
+#[inline(always)]
+fn set_current_inline(g: Option<&GRef>) {
     let (p, id) = match g {
         Some(r) => (Arc::as_ptr(&r.0), r.0.goid.load(Ordering::Relaxed)),
         None => (std::ptr::null(), 0),
@@ -333,8 +350,8 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&G) -> R) -> Option<R> {
     if p.is_null() {
         return None;
     }
-    // SAFETY: `CURRENT_G` is non-null only between `set_current(Some(r))`
-    // and `set_current(None)` in `M::execute`, during which the M holds the
+    // SAFETY: `CURRENT_G` is non-null only between `enter(r)` and
+    // `set_current(None)` in `M::execute`, during which the M holds the
     // token `r` (an `Arc<G>` clone), so the G is alive. `f` runs on this
     // goroutine before any suspend (documented contract), so the M is still
     // inside that window.

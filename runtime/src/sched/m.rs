@@ -320,7 +320,6 @@ fn execute(sched: &Arc<Sched>, me: &Arc<MShared>, mut g: GRef, inherit: bool) ->
     if let Some((lo, hi)) = bounds {
         g.g().set_stack(lo, hi);
     }
-    g::set_current(Some(&g));
     me.curg
         .store(Arc::as_ptr(g.g()) as *mut super::G, Ordering::Release);
     me.curg_id
@@ -329,11 +328,14 @@ fn execute(sched: &Arc<Sched>, me: &Arc<MShared>, mut g: GRef, inherit: bool) ->
     me.ticks
         .store(me.ticks.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     me.state.store(M_RUN, Ordering::Release);
-    preempt::set_locks(0);
+    // The current G, then `locks` = 0: runtime code ends here.
+    g::enter(&g);
     let r = g.exec().coro.as_mut().expect("coroutine").resume();
-    // The goroutine switched back with `locks` = 1 (set by `suspend` or by
-    // the exit path above).
-    preempt::set_locks(1);
+    // The goroutine switched back with `locks` = 1, set by `suspend` or by
+    // the exit path above (the only two ways back: the preemption handler
+    // never switches), and a stop request deferred since then is dropped
+    // by the next `enter` (the scheduler checks for stop-the-world itself):
+    // no `set_locks(1)` needed here.
     settle_state(me);
     me.curg.store(std::ptr::null_mut(), Ordering::Release);
     me.curg_id.store(0, Ordering::Relaxed);

@@ -232,6 +232,13 @@ fn leave_section() {
 /// request is dropped: the scheduler checks for stop-the-world itself.
 #[inline(never)] // a thread-local accessor (see `preempt_requested`)
 pub(crate) fn set_locks(n: u32) {
+    set_locks_inline(n);
+}
+
+/// [`set_locks`], inlined: only into `#[inline(never)]` callers (`set_locks`
+/// and `g::enter`; tests/tls_accessors.rs checks it).
+#[inline(always)]
+pub(crate) fn set_locks_inline(n: u32) {
     compiler_fence(Ordering::SeqCst);
     SIG.with(|s| {
         s.locks.set(n);
