@@ -1495,6 +1495,66 @@ impl Sched {
 impl Sched {
     /// `findRunnable`. Returns `None` when the runtime stops.
     pub(crate) fn find_runnable(self: &Arc<Sched>, me: &Arc<MShared>) -> Option<(GRef, bool)> {
+        // A clock read left by the goroutine that just parked, if any.
+        let mut fresh = clock::take_fresh();
+        if let Some(found) = self.find_local(me, &mut fresh) {
+            return Some(found);
+        }
+        self.find_runnable_slow(me, fresh)
+    }
+
+    /// The common case of [`Sched::find_runnable`], in one visit to the M
+    /// and none of the slow loop's bookkeeping: this M holds a P and is not
+    /// spinning, no stop-the-world or shutdown is under way, none of the
+    /// P's timers is due, it is not the global queue's turn, and the P's
+    /// own queue (`runnext` first) has a goroutine. `None`: take the slow
+    /// loop, which checks everything again (with `fresh`, the clock
+    /// reading, if one was made).
+    #[inline(always)]
+    fn find_local(&self, me: &MShared, fresh: &mut Option<u64>) -> Option<(GRef, bool)> {
+        if self.shutdown.load(Ordering::Acquire)
+            || !me.p.is_some()
+            || self.stw.load(Ordering::SeqCst)
+        {
+            return None;
+        }
+        let found = m::with_m(|m| {
+            if m.spinning {
+                return None;
+            }
+            let p = m.p()?;
+            if p.id >= self.gomaxprocs.load(Ordering::SeqCst) {
+                return None;
+            }
+            let next = p.shared.timer_next.load(Ordering::Acquire);
+            if next != u64::MAX {
+                let now = *fresh.get_or_insert_with(clock::nanotime);
+                if next <= now {
+                    return None;
+                }
+            }
+            if p.schedtick % 61 == 0 {
+                return None;
+            }
+            p.runq.get(&p.shared.q)
+        })?;
+        if found.1 && preempt::preempt_requested() {
+            // As in the slow loop (`Step::Found`): the time slice ran out
+            // along a `runnext` chain; the partner goes to the global queue.
+            preempt::clear_preempt();
+            self.injector.push(found.0);
+            return None;
+        }
+        Some(found)
+    }
+
+    /// [`Sched::find_runnable`] past its fast path.
+    #[inline(never)]
+    fn find_runnable_slow(
+        self: &Arc<Sched>,
+        me: &Arc<MShared>,
+        mut first_fresh: Option<u64>,
+    ) -> Option<(GRef, bool)> {
         loop {
             if self.shutdown.load(Ordering::Acquire) {
                 return None;
@@ -1527,8 +1587,9 @@ impl Sched {
             }
             let mut became_spinning = false;
             let mut was_spinning = false;
-            // A clock read left by the goroutine that just parked, if any.
-            let fresh = clock::take_fresh();
+            // A clock read left by the goroutine that just parked (taken by
+            // `find_runnable`, for the first round only), if any.
+            let fresh = first_fresh.take().or_else(clock::take_fresh);
             let step = m::with_m(|m| {
                 let spinning = m.spinning;
                 was_spinning = spinning;
