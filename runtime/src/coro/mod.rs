@@ -83,17 +83,22 @@ pub(crate) fn prefetch_stack(saved_sp: usize) {
     if saved_sp == 0 {
         return;
     }
-    let probe = saved_sp.saturating_add(SWITCH_SLACK);
-    let mut a = probe.saturating_sub(128) & !63;
-    while a < probe.saturating_add(192) {
-        #[cfg(target_arch = "x86_64")]
+    // The lines covering [probe − 128, probe + 192): six from the line of
+    // probe − 128 (unrolled: the loop cost ~26 instructions a switch).
+    let probe = saved_sp.wrapping_add(SWITCH_SLACK);
+    let a = probe.wrapping_sub(128) & !63;
+    #[cfg(target_arch = "x86_64")]
+    for i in 0..6 {
         // SAFETY: a prefetch is only a hint: it never faults and has no
         // effect on the program's memory, whatever the address.
         unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(a as *const i8);
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                a.wrapping_add(i * 64) as *const i8,
+            );
         }
-        a += 64;
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = a;
 }
 
 /// Suspends the running goroutine, handing `reason` to the scheduler.
