@@ -49,17 +49,22 @@ impl MLocal {
     #[allow(unsafe_code)]
     pub(crate) fn split(&mut self) -> (Option<&mut P>, &Arc<Sched>) {
         let me = &self.me;
-        let st = me.state.load(Ordering::Acquire);
-        if (st == M_RELEASED || st == M_SYSCALL)
-            && me
-                .state
-                .compare_exchange(st, M_RUN, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-        {
-            return (None, &self.sched);
-        }
-        if me.state.load(Ordering::Acquire) == M_LOST {
-            return (None, &self.sched);
+        // One load decides: in M_IDLE and M_RUN nobody else changes the
+        // state (sysmon CASes only out of M_SYSCALL and M_RELEASED) and our
+        // own handler cannot move it to M_RELEASED inside `with_m` (a
+        // `NoPreempt` section); out of those two a won CAS makes it M_RUN.
+        match me.state.load(Ordering::Acquire) {
+            M_IDLE | M_RUN => {}
+            st @ (M_RELEASED | M_SYSCALL) => {
+                if me
+                    .state
+                    .compare_exchange(st, M_RUN, Ordering::AcqRel, Ordering::Acquire)
+                    .is_err()
+                {
+                    return (None, &self.sched);
+                }
+            }
+            _ => return (None, &self.sched), // M_LOST
         }
         // SAFETY: we are this M's thread, inside `with_m` (a `NoPreempt`
         // section, so our own handler cannot release the P), and the state
