@@ -844,10 +844,19 @@ impl Sched {
     /// (an `mfence`, ~10 ns) was ~3 % of a channel ping-pong round trip.
     /// Loom models SeqCst accesses as AcqRel, so `loom_wakeup` checks the
     /// fenced form only.
+    #[inline]
     pub(crate) fn wakep_after_seqcst_put(self: &Arc<Sched>) {
+        // Inlined: no idle P (every switch on a busy runtime) costs two
+        // loads and no call.
         if self.npidle.load(Ordering::SeqCst) == 0 || self.stw.load(Ordering::SeqCst) {
             return;
         }
+        self.wakep_idle_p();
+    }
+
+    /// [`Sched::wakep_after_seqcst_put`] once an idle P was seen.
+    #[inline(never)]
+    fn wakep_idle_p(self: &Arc<Sched>) {
         if self.nmspinning.load(Ordering::SeqCst) != 0
             || self
                 .nmspinning
