@@ -36,7 +36,7 @@ if cargo +nightly miri --version >/dev/null 2>&1; then
   CARGO_TARGET_DIR=target/miri bounded 1200 cargo +nightly miri test -p gort-alloc --lib
   CARGO_TARGET_DIR=target/miri bounded 1200 cargo +nightly miri test -p gort-runtime --lib -- \
     task:: parkword runq env:: cgroup:: overflow:: glocal:: sched::timer:: chan::select::tests:: sched::g::tests:: \
-    landing:: chan::chan::tests:: spinlock::
+    landing:: chan::chan::tests:: spinlock:: sync::mutex::tests::
 else
   echo "== Miri skipped: no nightly toolchain with Miri here" \
        "(rustup component add --toolchain nightly miri rust-src)"
