@@ -117,33 +117,33 @@ impl Timers {
 
     /// The earliest live deadline.
     pub(crate) fn next(&self) -> Option<u64> {
-        let h = self.heap.peek().map(|Reverse((w, _))| *w);
-        let r = self.run.front().map(|&(w, _)| w);
-        match (h, r) {
-            (Some(h), Some(r)) => Some(h.min(r)),
-            (h, r) => h.or(r),
+        self.first().map(|((when, _), _)| when)
+    }
+
+    /// The earlier of the heap's and the run's fronts (live or not), and
+    /// whether it is the heap's.
+    fn first(&self) -> Option<((u64, u64), bool)> {
+        let h = self.heap.peek().map(|Reverse(e)| *e);
+        match (h, self.run.front().copied()) {
+            (Some(he), Some(re)) if he.0 < re.0 => Some((he, true)),
+            (_, Some(re)) => Some((re, false)),
+            (Some(he), None) => Some((he, true)),
+            (None, None) => None,
         }
     }
 
     /// Removes and returns the earliest entry (live or not) if due at `now`.
     fn pop_due(&mut self, now: u64) -> Option<(u64, u64)> {
-        let h = self.heap.peek().map(|Reverse(e)| *e);
-        let r = self.run.front().copied();
-        match (h, r) {
-            (Some(he), Some(re)) if he.0 < re.0 => (he.0 <= now).then(|| {
-                self.heap.pop();
-                he
-            }),
-            (_, Some(re)) => (re.0 <= now).then(|| {
-                self.run.pop_front();
-                re
-            }),
-            (Some(he), None) => (he.0 <= now).then(|| {
-                self.heap.pop();
-                he
-            }),
-            (None, None) => None,
+        let (e, from_heap) = self.first()?;
+        if e.0 > now {
+            return None;
         }
+        if from_heap {
+            self.heap.pop();
+        } else {
+            self.run.pop_front();
+        }
+        Some(e)
     }
 
     /// Takes every timer due at `now`, earliest first, with its deadline.
