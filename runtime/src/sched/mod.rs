@@ -1547,14 +1547,25 @@ impl Sched {
             }
             p.runq.get(&p.shared.q)
         })?;
-        if found.1 && preempt::preempt_requested() {
-            // As in the slow loop (`Step::Found`): the time slice ran out
-            // along a `runnext` chain; the partner goes to the global queue.
+        let (g, inherit) = found;
+        Some((self.unless_slice_expired(g, inherit)?, inherit))
+    }
+
+    /// `g`, unless it inherits a time slice (`runnext`) that sysmon found
+    /// expired: a chain of goroutines was handing the slice on through
+    /// `runnext` (a ping-pong pair). Go preempts the running one into the
+    /// global queue at its next call, which breaks the chain; ours parked
+    /// at a channel operation instead, so break it here: the partner goes
+    /// to the back of the global queue (`None`) and the P takes other work
+    /// first.
+    #[inline(always)]
+    fn unless_slice_expired(&self, g: GRef, inherit: bool) -> Option<GRef> {
+        if inherit && preempt::preempt_requested() {
             preempt::clear_preempt();
-            self.injector.push(found.0);
+            self.injector.push(g);
             return None;
         }
-        Some(found)
+        Some(g)
     }
 
     /// [`Sched::find_runnable`] past its fast path.
@@ -1646,19 +1657,9 @@ impl Sched {
             }
             match step {
                 Step::Found(g, inherit) => {
-                    if inherit && preempt::preempt_requested() {
-                        // Sysmon found this P's time slice expired while a
-                        // chain of goroutines handed it on through
-                        // `runnext` (a ping-pong pair). Go preempts the
-                        // running one into the global queue at its next
-                        // call, which breaks the chain; ours parked at a
-                        // channel operation instead, so break it here: the
-                        // partner goes to the back of the global queue and
-                        // the P takes other work first.
-                        preempt::clear_preempt();
-                        self.injector.push(g);
+                    let Some(g) = self.unless_slice_expired(g, inherit) else {
                         continue;
-                    }
+                    };
                     // Only a spinning M has a count to give back (one
                     // thread-local visit less per switch otherwise).
                     if was_spinning || became_spinning {
