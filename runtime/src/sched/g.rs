@@ -313,12 +313,12 @@ thread_local! {
     static CURRENT_GOID: Cell<u64> = const { Cell::new(0) };
 }
 
-/// Sets (or clears, with `None`) the G running on this thread. Called by the
-/// M around `Goroutine::resume` ([`enter`] before it), with a token it holds
-/// for that duration.
+/// No G runs on this thread any more: the M's first step after
+/// `Goroutine::resume` returns ([`enter`] set it, with a token the M held
+/// for that duration).
 #[inline(never)]
-pub(crate) fn set_current(g: Option<&GRef>) {
-    set_current_inline(g);
+pub(crate) fn clear_current() {
+    set_current_inline(None);
 }
 
 /// The M's last step before resuming `g`: `g` becomes the current G and
@@ -330,8 +330,9 @@ pub(crate) fn enter(g: &GRef) {
     super::preempt::set_locks_inline(0);
 }
 
-/// [`set_current`], inlined: only into `#[inline(never)]` callers
-/// (`set_current` and `enter`; tests/tls_accessors.rs checks it).
+/// Sets (or clears, with `None`) the G running on this thread, inlined:
+/// only into `#[inline(never)]` callers (`clear_current` and `enter`;
+/// tests/tls_accessors.rs checks it).
 #[inline(always)]
 fn set_current_inline(g: Option<&GRef>) {
     let (p, id) = match g {
@@ -351,7 +352,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&G) -> R) -> Option<R> {
         return None;
     }
     // SAFETY: `CURRENT_G` is non-null only between `enter(r)` and
-    // `set_current(None)` in `M::execute`, during which the M holds the
+    // `clear_current()` in `M::execute`, during which the M holds the
     // token `r` (an `Arc<G>` clone), so the G is alive. `f` runs on this
     // goroutine before any suspend (documented contract), so the M is still
     // inside that window.

@@ -344,7 +344,7 @@ fn execute(sched: &Arc<Sched>, me: &Arc<MShared>, mut g: GRef, inherit: bool) ->
     settle_state(me);
     me.curg.store(std::ptr::null_mut(), Ordering::Release);
     me.curg_id.store(0, Ordering::Relaxed);
-    g::set_current(None);
+    g::clear_current();
     let locked = g.g().lockedm.load(Ordering::Relaxed) == me.id + 1;
     match r {
         Some(Reason::Yield) => {
