@@ -66,6 +66,7 @@ fn check(ok: bool, what: &str) {
 }
 
 fn rt(procs: usize) -> gort::Runtime {
+    check_flags();
     gort::Runtime::builder()
         .gomaxprocs(procs)
         .build()
@@ -1072,12 +1073,50 @@ fn case_stw(procs: usize, hogs: usize, n: usize) {
 
 // --------------------------------------------------------------- driver
 
+/// The flags a `--case` run read (`arg`), checked against the command
+/// line once the case's arguments are all read (`check_flags`, from `rt`,
+/// which every case calls first): a misspelt or foreign flag (`--n` for a
+/// case that takes `--ops`) is an error, not a silent default.
+static FLAGS_READ: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+static CASE_ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// The value of flag `k`, or `d` when absent; exits with a message when
+/// the value is missing or does not parse.
 fn arg<T: std::str::FromStr>(args: &[String], k: &str, d: T) -> T {
-    args.iter()
-        .position(|a| a == k)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
+    FLAGS_READ.lock().unwrap().push(k.to_string());
+    let Some(i) = args.iter().position(|a| a == k) else {
+        return d;
+    };
+    match args.get(i + 1).map(|v| (v, v.parse())) {
+        Some((_, Ok(v))) => v,
+        Some((v, Err(_))) => bad_args(&format!(
+            "{k} {v:?}: not a valid {}",
+            std::any::type_name::<T>()
+        )),
+        None => bad_args(&format!("{k} needs a value")),
+    }
+}
+
+fn bad_args(msg: &str) -> ! {
+    eprintln!("sched: {msg}");
+    std::process::exit(2);
+}
+
+/// In `--case` mode, every `--flag` on the command line must be one the
+/// case read.
+fn check_flags() {
+    let Some(args) = CASE_ARGS.get() else {
+        return;
+    };
+    let read = FLAGS_READ.lock().unwrap();
+    for a in args.iter().filter(|a| a.starts_with("--")) {
+        if a != "--case" && a != "--bench" && !read.contains(a) {
+            bad_args(&format!(
+                "unknown flag {a} for this case (it takes: {})",
+                read.join(" ")
+            ));
+        }
+    }
 }
 
 fn main() {
@@ -1087,6 +1126,7 @@ fn main() {
         .position(|a| a == "--case")
         .map(|i| args[i + 1].clone())
     {
+        CASE_ARGS.set(args.clone()).expect("set once");
         match case.as_str() {
             "spawn" => case_spawn(
                 arg(&args, "--procs", 1),
