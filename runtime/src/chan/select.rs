@@ -335,6 +335,9 @@ struct Case<'a> {
 /// Case indices in poll order; inline for up to 8 cases.
 type Order = SmallVec<[usize; 8]>;
 
+/// `0..8`: an `Order` of up to 8 cases before shuffling.
+const IDENTITY: [usize; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+
 static SEED: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
 
 thread_local! {
@@ -533,12 +536,19 @@ impl<'a> Select<'a> {
 
     /// The live cases in a uniformly random order (Go's `pollorder`).
     fn order(&self, rng: &mut Rng) -> Order {
-        let mut v = Order::new();
-        for (i, c) in self.cases.iter().enumerate() {
-            if !c.removed {
-                v.push(i);
+        let n = self.cases.len();
+        let mut v = if n <= IDENTITY.len() && !self.cases.iter().any(|c| c.removed) {
+            // The usual case: no case removed, inline (no pushes).
+            Order::from_buf_and_len(IDENTITY, n)
+        } else {
+            let mut v = Order::new();
+            for (i, c) in self.cases.iter().enumerate() {
+                if !c.removed {
+                    v.push(i);
+                }
             }
-        }
+            v
+        };
         rng.shuffle(&mut v);
         v
     }
@@ -827,6 +837,49 @@ mod tests {
         assert!(__Perm::new(0).order().is_empty());
         assert_eq!(__Perm::new(1).order(), [0]);
         assert_eq!(__Perm::new(32).order().len(), 32);
+    }
+
+    /// `Select::order` is a uniform permutation of the live cases on both
+    /// of its paths: the inline one (up to 8 cases, none removed) and the
+    /// general one (more cases, or a case removed).
+    #[test]
+    fn select_orders_are_uniform_permutations_of_live_cases() {
+        let chans: Vec<_> = (0..10).map(|_| super::super::bounded::<u8>(1)).collect();
+        let trials = if cfg!(miri) { 600 } else { 60_000 };
+        // (cases, removed): the inline path, then the general one twice.
+        for (n, removed) in [(3, None), (10, None), (4, Some(1))] {
+            let mut sel = Select::new();
+            for c in &chans[..n] {
+                sel.recv(&c.1);
+            }
+            if let Some(i) = removed {
+                sel.remove(i);
+            }
+            let live: Vec<usize> = (0..n).filter(|&i| Some(i) != removed).collect();
+            let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+            let mut firsts = vec![0usize; n];
+            let mut orders = std::collections::HashSet::new();
+            for _ in 0..trials {
+                let o = sel.order(&mut rng);
+                let mut sorted = o.to_vec();
+                sorted.sort_unstable();
+                assert_eq!(sorted, live, "a permutation of the live cases");
+                firsts[o[0]] += 1;
+                orders.insert(o.to_vec());
+            }
+            let expect = trials as f64 / live.len() as f64;
+            for &i in &live {
+                let dev = (firsts[i] as f64 - expect).abs() / expect;
+                assert!(
+                    dev < 0.2,
+                    "{n} cases: case {i} first {} of {trials}",
+                    firsts[i]
+                );
+            }
+            if live.len() == 3 {
+                assert_eq!(orders.len(), 6, "every order of 3 occurs");
+            }
+        }
     }
 
     /// A blocking select whose fired channel had two of its cases: `run`
