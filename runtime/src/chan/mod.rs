@@ -343,7 +343,37 @@ impl<T> std::error::Error for SendTimeoutError<T> {}
 #[macro_export]
 macro_rules! select {
     ($($t:tt)*) => {
-        $crate::__gort_select!(@parse () () (
+        $crate::__gort_select!(@parse fair () () (
+            __c0 __c1 __c2 __c3 __c4 __c5 __c6 __c7 __c8 __c9 __c10 __c11 __c12 __c13
+            __c14 __c15 __c16 __c17 __c18 __c19 __c20 __c21 __c22 __c23 __c24 __c25
+            __c26 __c27 __c28 __c29 __c30 __c31
+        ) $($t)*)
+    };
+}
+
+/// [`select!`] with a biased choice (crossbeam-channel's `select_biased!`):
+/// when several cases are ready, the first in source order is chosen,
+/// also on a `default` or `default(timeout)` select. Go has no such form;
+/// use it where one case must win ties (a shutdown signal over work).
+/// The syntax is `select!`'s.
+///
+/// ```
+/// use gort_runtime::chan::{bounded, select_biased};
+/// let (s1, r1) = bounded::<i32>(1);
+/// let (s2, r2) = bounded::<i32>(1);
+/// s1.send(1).unwrap();
+/// s2.send(2).unwrap();
+/// // Both are ready: the first case wins, every time.
+/// let got = select_biased! {
+///     recv(r1) -> v => v.unwrap(),
+///     recv(r2) -> v => v.unwrap(),
+/// };
+/// assert_eq!(got, 1);
+/// ```
+#[macro_export]
+macro_rules! select_biased {
+    ($($t:tt)*) => {
+        $crate::__gort_select!(@parse biased () () (
             __c0 __c1 __c2 __c3 __c4 __c5 __c6 __c7 __c8 __c9 __c10 __c11 __c12 __c13
             __c14 __c15 __c16 __c17 __c18 __c19 __c20 __c21 __c22 __c23 __c24 __c25
             __c26 __c27 __c28 __c29 __c30 __c31
@@ -357,66 +387,66 @@ macro_rules! __gort_select {
     // ---- parsing: (cases) (default) (free identifiers) tokens ----
     // A comma after a block arm (optional, as in crossbeam) is skipped here,
     // not in the block rules: `$b:block $(,)? $($rest:tt)*` was ambiguous.
-    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) , $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)*) ($($d)*) ($($ids)*) $($rest)*)
+    (@parse $m:tt ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) , $($rest:tt)*) => {
+        $crate::__gort_select!(@parse $m ($($c)*) ($($d)*) ($($ids)*) $($rest)*)
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) recv($r:expr) -> $($rest:tt)*) => {
-        $crate::__gort_select!(@case ($($c)*) ($($d)*) ($($ids)*) recv ($r) $($rest)*)
+    (@parse $m:tt ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) recv($r:expr) -> $($rest:tt)*) => {
+        $crate::__gort_select!(@case $m ($($c)*) ($($d)*) ($($ids)*) recv ($r) $($rest)*)
     };
     // A send whose value is a literal, `()` or a variable is `sendv`: its
     // value may be taken up front (if `Copy`: see `__SendCase`); any
     // other expression is evaluated only if its case is chosen.
-    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, $v:literal) -> $($rest:tt)*) => {
-        $crate::__gort_select!(@case ($($c)*) ($($d)*) ($($ids)*) sendv ($s, $v) $($rest)*)
+    (@parse $m:tt ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, $v:literal) -> $($rest:tt)*) => {
+        $crate::__gort_select!(@case $m ($($c)*) ($($d)*) ($($ids)*) sendv ($s, $v) $($rest)*)
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, $v:ident) -> $($rest:tt)*) => {
-        $crate::__gort_select!(@case ($($c)*) ($($d)*) ($($ids)*) sendv ($s, $v) $($rest)*)
+    (@parse $m:tt ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, $v:ident) -> $($rest:tt)*) => {
+        $crate::__gort_select!(@case $m ($($c)*) ($($d)*) ($($ids)*) sendv ($s, $v) $($rest)*)
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, ()) -> $($rest:tt)*) => {
-        $crate::__gort_select!(@case ($($c)*) ($($d)*) ($($ids)*) sendv ($s, ()) $($rest)*)
+    (@parse $m:tt ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, ()) -> $($rest:tt)*) => {
+        $crate::__gort_select!(@case $m ($($c)*) ($($d)*) ($($ids)*) sendv ($s, ()) $($rest)*)
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, $v:expr) -> $($rest:tt)*) => {
-        $crate::__gort_select!(@case ($($c)*) ($($d)*) ($($ids)*) send ($s, $v) $($rest)*)
+    (@parse $m:tt ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) send($s:expr, $v:expr) -> $($rest:tt)*) => {
+        $crate::__gort_select!(@case $m ($($c)*) ($($d)*) ($($ids)*) send ($s, $v) $($rest)*)
     };
     // A case's pattern and body: a block (comma optional), or an
     // expression followed by a comma or the end.
-    (@case ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*) $kind:ident ($($a:tt)*)
+    (@case $m:tt ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*) $kind:ident ($($a:tt)*)
         $p:pat => $b:block $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)* [$kind $id ($($a)*) $p, $b]) ($($d)*) ($($ids)*) $($rest)*)
+        $crate::__gort_select!(@parse $m ($($c)* [$kind $id ($($a)*) $p, $b]) ($($d)*) ($($ids)*) $($rest)*)
     };
-    (@case ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*) $kind:ident ($($a:tt)*)
+    (@case $m:tt ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*) $kind:ident ($($a:tt)*)
         $p:pat => $b:expr, $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)* [$kind $id ($($a)*) $p, ($b)]) ($($d)*) ($($ids)*) $($rest)*)
+        $crate::__gort_select!(@parse $m ($($c)* [$kind $id ($($a)*) $p, ($b)]) ($($d)*) ($($ids)*) $($rest)*)
     };
-    (@case ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*) $kind:ident ($($a:tt)*)
+    (@case $m:tt ($($c:tt)*) ($($d:tt)*) ($id:ident $($ids:ident)*) $kind:ident ($($a:tt)*)
         $p:pat => $b:expr) => {
-        $crate::__gort_select!(@parse ($($c)* [$kind $id ($($a)*) $p, ($b)]) ($($d)*) ($($ids)*))
+        $crate::__gort_select!(@parse $m ($($c)* [$kind $id ($($a)*) $p, ($b)]) ($($d)*) ($($ids)*))
     };
-    (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:block $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)*) (now $b) ($($ids)*) $($rest)*)
+    (@parse $m:tt ($($c:tt)*) () ($($ids:ident)*) default => $b:block $($rest:tt)*) => {
+        $crate::__gort_select!(@parse $m ($($c)*) (now $b) ($($ids)*) $($rest)*)
     };
-    (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:expr, $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)*) (now ($b)) ($($ids)*) $($rest)*)
+    (@parse $m:tt ($($c:tt)*) () ($($ids:ident)*) default => $b:expr, $($rest:tt)*) => {
+        $crate::__gort_select!(@parse $m ($($c)*) (now ($b)) ($($ids)*) $($rest)*)
     };
-    (@parse ($($c:tt)*) () ($($ids:ident)*) default => $b:expr) => {
-        $crate::__gort_select!(@parse ($($c)*) (now ($b)) ($($ids)*))
+    (@parse $m:tt ($($c:tt)*) () ($($ids:ident)*) default => $b:expr) => {
+        $crate::__gort_select!(@parse $m ($($c)*) (now ($b)) ($($ids)*))
     };
-    (@parse ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:block $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)*) (timeout ($t) $b) ($($ids)*) $($rest)*)
+    (@parse $m:tt ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:block $($rest:tt)*) => {
+        $crate::__gort_select!(@parse $m ($($c)*) (timeout ($t) $b) ($($ids)*) $($rest)*)
     };
-    (@parse ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:expr, $($rest:tt)*) => {
-        $crate::__gort_select!(@parse ($($c)*) (timeout ($t) ($b)) ($($ids)*) $($rest)*)
+    (@parse $m:tt ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:expr, $($rest:tt)*) => {
+        $crate::__gort_select!(@parse $m ($($c)*) (timeout ($t) ($b)) ($($ids)*) $($rest)*)
     };
-    (@parse ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:expr) => {
-        $crate::__gort_select!(@parse ($($c)*) (timeout ($t) ($b)) ($($ids)*))
+    (@parse $m:tt ($($c:tt)*) () ($($ids:ident)*) default($t:expr) => $b:expr) => {
+        $crate::__gort_select!(@parse $m ($($c)*) (timeout ($t) ($b)) ($($ids)*))
     };
-    (@parse ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*)) => {
-        $crate::__gort_select!(@emit ($($c)*) ($($d)*))
+    (@parse $m:tt ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*)) => {
+        $crate::__gort_select!(@emit $m ($($c)*) ($($d)*))
     };
     // ---- emitting ----
     // One receive case with `default`: a non-blocking receive, as Go
     // compiles it (`selectnbrecv`); alone, a plain receive.
-    (@emit ([recv $id:ident ($r:expr) $p:pat, $b:tt]) (now $d:tt)) => {{
+    (@emit $m:tt ([recv $id:ident ($r:expr) $p:pat, $b:tt]) (now $d:tt)) => {{
         match $crate::chan::__try_recv_case(&$r) {
             ::core::option::Option::Some(__res) => match __res {
                 $p => $b,
@@ -424,7 +454,7 @@ macro_rules! __gort_select {
             ::core::option::Option::None => $d,
         }
     }};
-    (@emit ([recv $id:ident ($r:expr) $p:pat, $b:tt]) ()) => {{
+    (@emit $m:tt ([recv $id:ident ($r:expr) $p:pat, $b:tt]) ()) => {{
         match $crate::chan::Receiver::recv(&$r) {
             $p => $b,
         }
@@ -433,12 +463,12 @@ macro_rules! __gort_select {
     // would block, `default` at once (lock-free, as Go's `selectnbsend`);
     // else the general path (the value is still evaluated only if the
     // case is chosen).
-    (@emit ([$kind:ident $id:ident ($s:expr, $v:expr) $p:pat, $b:tt]) (now $d:tt)) => {{
+    (@emit $m:tt ([$kind:ident $id:ident ($s:expr, $v:expr) $p:pat, $b:tt]) (now $d:tt)) => {{
         let $id: &$crate::chan::Sender<_> = &$s;
         if $crate::chan::__send_would_block($id) {
             $d
         } else {
-            $crate::__gort_select!(@general ([$kind $id (*$id, $v) $p, $b]) (now $d))
+            $crate::__gort_select!(@general $m ([$kind $id (*$id, $v) $p, $b]) (now $d))
         }
     }};
     // Only receive cases: a typed first pass, each case tried once with
@@ -447,14 +477,14 @@ macro_rules! __gort_select {
     // again, then registers and parks). Results go to per-case slots and
     // the bodies run outside the loop, so a `break` in a body still means
     // the caller's loop.
-    (@emit ($([recv $id:ident ($r:expr) $p:pat, $b:tt])+) ($($d:tt)*)) => {{
+    (@emit $m:tt ($([recv $id:ident ($r:expr) $p:pat, $b:tt])+) ($($d:tt)*)) => {{
         let mut __n = 0usize;
         $(
             let $id: &$crate::chan::Receiver<_> = &$r;
             let mut $id = ($id, __n, ::core::option::Option::None);
             __n += 1;
         )+
-        for &__i in $crate::chan::__Perm::new(__n).order() {
+        for &__i in $crate::__gort_select!(@perm $m __n).order() {
             let __i = usize::from(__i);
             $(
                 if __i == $id.1 {
@@ -474,21 +504,21 @@ macro_rules! __gort_select {
             } else
         )+
         {
-            $crate::__gort_select!(@recvs_block ($([$id $p, $b])+) ($($d)*))
+            $crate::__gort_select!(@recvs_block $m ($([$id $p, $b])+) ($($d)*))
         }
     }};
-    (@recvs_block ($([$id:ident $p:pat, $b:tt])+) (now $d:tt)) => { $d };
-    (@recvs_block ($([$id:ident $p:pat, $b:tt])+) ($($d:tt)*)) => {
-        $crate::__gort_select!(@general ($([recv $id ($id.0) $p, $b])+) ($($d)*))
+    (@recvs_block $m:tt ($([$id:ident $p:pat, $b:tt])+) (now $d:tt)) => { $d };
+    (@recvs_block $m:tt ($([$id:ident $p:pat, $b:tt])+) ($($d:tt)*)) => {
+        $crate::__gort_select!(@general $m ($([recv $id ($id.0) $p, $b])+) ($($d)*))
     };
-    (@emit $($t:tt)*) => {
-        $crate::__gort_select!(@general $($t)*)
+    (@emit $m:tt $($t:tt)*) => {
+        $crate::__gort_select!(@general $m $($t)*)
     };
-    (@general ($([$kind:ident $id:ident ($($args:tt)*) $p:pat, $b:tt])*) ($($d:tt)*)) => {{
+    (@general $m:tt ($([$kind:ident $id:ident ($($args:tt)*) $p:pat, $b:tt])*) ($($d:tt)*)) => {{
         // Every channel (and up-front value) in source order, as Go
         // evaluates them, before the `Select` that borrows them.
         $( $crate::__gort_select!(@bind $kind $id ($($args)*)); )*
-        let mut __sel = $crate::chan::Select::new();
+        let mut __sel = $crate::__gort_select!(@select $m);
         $( $crate::__gort_select!(@add __sel $kind $id); )*
         let __oper = $crate::__gort_select!(@run __sel $($d)*);
         match __oper {
@@ -503,6 +533,11 @@ macro_rules! __gort_select {
             }
         }
     }};
+    // `select!` (fair: a random order) or `select_biased!` (case order).
+    (@perm fair $n:ident) => { $crate::chan::__Perm::new($n) };
+    (@perm biased $n:ident) => { $crate::chan::__Perm::identity($n) };
+    (@select fair) => { $crate::chan::Select::new() };
+    (@select biased) => { $crate::chan::Select::new_biased() };
     (@bind recv $id:ident ($r:expr)) => {
         let $id: &$crate::chan::Receiver<_> = &$r;
     };
@@ -542,7 +577,7 @@ macro_rules! __gort_select {
     };
 }
 
-pub use crate::select;
+pub use crate::{select, select_biased};
 
 /// `select!`'s one send case with `default`: whether the send would block
 /// now (lock-free; `false` means only "maybe not").

@@ -425,6 +425,20 @@ impl __Perm {
         p
     }
 
+    /// `0..n` in order (`select_biased!`).
+    ///
+    /// # Panics
+    ///
+    /// If `n > 32` (`select_biased!` takes at most 32 cases).
+    #[doc(hidden)]
+    pub fn identity(n: usize) -> __Perm {
+        assert!(n <= 32, "gort: select_biased!: at most 32 cases");
+        __Perm {
+            idx: std::array::from_fn(|i| i as u8),
+            n: n as u8,
+        }
+    }
+
     /// The order.
     #[doc(hidden)]
     pub fn order(&self) -> &[u8] {
@@ -447,12 +461,15 @@ impl __Perm {
 /// ```
 pub struct Select<'a> {
     cases: SmallVec<[Case<'a>; 4]>,
+    /// [`Select::new_biased`]: ready cases are taken in index order.
+    biased: bool,
 }
 
 impl std::fmt::Debug for Select<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Select")
             .field("cases", &self.cases.len())
+            .field("biased", &self.biased)
             .finish()
     }
 }
@@ -483,10 +500,38 @@ impl std::fmt::Debug for SelectedOperation<'_> {
 }
 
 impl<'a> Select<'a> {
-    /// An empty selection.
+    /// An empty selection: of the ready cases, one chosen uniformly at
+    /// random proceeds (Go's `select`).
     pub fn new() -> Select<'a> {
         Select {
             cases: SmallVec::new(),
+            biased: false,
+        }
+    }
+
+    /// An empty selection with a biased choice (crossbeam-channel's
+    /// `Select::new_biased`): of the ready cases, the one with the lowest
+    /// index proceeds, in `select`, `try_select`, `select_timeout`/
+    /// `_deadline` and the `ready` family alike.
+    ///
+    /// ```
+    /// use gort_runtime::chan::{Select, bounded};
+    /// let (s1, r1) = bounded::<i32>(1);
+    /// let (s2, r2) = bounded::<i32>(1);
+    /// s1.send(1).unwrap();
+    /// s2.send(2).unwrap();
+    /// let mut sel = Select::new_biased();
+    /// let a = sel.recv(&r1);
+    /// let _b = sel.recv(&r2);
+    /// assert_eq!(sel.try_ready(), Ok(a));
+    /// let oper = sel.select();
+    /// assert_eq!(oper.index(), a);
+    /// assert_eq!(oper.recv(&r1), Ok(1));
+    /// ```
+    pub fn new_biased() -> Select<'a> {
+        Select {
+            cases: SmallVec::new(),
+            biased: true,
         }
     }
 
@@ -534,7 +579,8 @@ impl<'a> Select<'a> {
         self.cases[index].removed = true;
     }
 
-    /// The live cases in a uniformly random order (Go's `pollorder`).
+    /// The live cases in a uniformly random order (Go's `pollorder`), or
+    /// in index order when biased.
     fn order(&self, rng: &mut Rng) -> Order {
         let n = self.cases.len();
         let mut v = if n <= IDENTITY.len() && !self.cases.iter().any(|c| c.removed) {
@@ -549,7 +595,9 @@ impl<'a> Select<'a> {
             }
             v
         };
-        rng.shuffle(&mut v);
+        if !self.biased {
+            rng.shuffle(&mut v);
+        }
         v
     }
 
