@@ -2,7 +2,8 @@
 //! `Select::new_biased` take the first ready case in case order, on every
 //! path (`select!`'s typed receive-only pass, the general `Select`, with
 //! `default` and `default(timeout)`, and the `ready` family), and still
-//! block and wake like `select!` when no case is ready.
+//! block and wake like `select!` when no case is ready; and the rest of
+//! crossbeam's trait surface (unwind-safe handles, `Select: Clone`).
 
 mod common;
 use common::{rt, watchdog};
@@ -150,4 +151,30 @@ fn a_blocked_select_biased_wakes_on_any_case() {
         assert_eq!(got, 105);
         t.join().unwrap();
     });
+}
+
+/// The rest of crossbeam-channel's trait surface that code relies on:
+/// `Sender`/`Receiver` are unwind-safe (usable inside `catch_unwind`
+/// without `AssertUnwindSafe`) and a `Select` can be cloned, the clone
+/// keeping its cases and its bias.
+#[test]
+fn crossbeam_trait_surface() {
+    fn unwind_safe<T: std::panic::UnwindSafe + std::panic::RefUnwindSafe>(_: &T) {}
+    let (s, r) = bounded::<String>(1);
+    unwind_safe(&s);
+    unwind_safe(&r);
+    let sent = std::panic::catch_unwind(|| s.send("x".to_string()).is_ok());
+    assert_eq!(sent.ok(), Some(true));
+    let [a, b] = two_full();
+    let mut sel = Select::new_biased();
+    let _i = sel.recv(&b.1);
+    let j = sel.recv(&a.1);
+    let mut copy = sel.clone();
+    for _ in 0..10 {
+        assert_eq!(copy.try_ready(), Ok(0), "the clone is biased too");
+    }
+    copy.remove(0);
+    assert_eq!(copy.try_ready(), Ok(j));
+    assert_eq!(sel.try_ready(), Ok(0), "the original keeps its cases");
+    assert_eq!(r.recv().as_deref(), Ok("x"));
 }

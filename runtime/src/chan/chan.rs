@@ -1023,6 +1023,16 @@ pub struct Receiver<T> {
     pub(crate) chan: Arc<Chan<T>>,
 }
 
+// A panic (say in a value's `Drop` under the channel's lock) leaves the
+// channel usable: the lock is released as the guard unwinds and no
+// operation can observe a broken invariant through safe code (crossbeam
+// makes the same promise with the same impls; unwind safety is not a
+// soundness property either way).
+impl<T> std::panic::UnwindSafe for Sender<T> {}
+impl<T> std::panic::RefUnwindSafe for Sender<T> {}
+impl<T> std::panic::UnwindSafe for Receiver<T> {}
+impl<T> std::panic::RefUnwindSafe for Receiver<T> {}
+
 impl<T> std::fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.pad("Sender { .. }")

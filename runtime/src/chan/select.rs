@@ -459,6 +459,7 @@ impl __Perm {
 /// assert_eq!(oper.index(), i);
 /// assert_eq!(oper.recv(&r), Ok(1));
 /// ```
+#[derive(Clone)]
 pub struct Select<'a> {
     cases: SmallVec<[Case<'a>; 4]>,
     /// [`Select::new_biased`]: ready cases are taken in index order.
