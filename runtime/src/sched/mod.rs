@@ -277,6 +277,9 @@ pub(crate) struct MShared {
     /// Inside a declared blocking section (`gort::blocking`), even after
     /// losing its P: sysmon does not freeze such an M for computing.
     pub(crate) in_syscall: AtomicBool,
+    /// Set by `Sched::stop`: a hog freeze that begins now resumes at once
+    /// (nobody will register it in `pwait` or thaw it any more).
+    pub(crate) no_freeze: AtomicBool,
 }
 
 impl std::fmt::Debug for MShared {
@@ -316,6 +319,7 @@ impl MShared {
             waiting_p: AtomicBool::new(false),
             lockedg: AtomicU64::new(0),
             in_syscall: AtomicBool::new(false),
+            no_freeze: AtomicBool::new(false),
         }
     }
 
@@ -1437,6 +1441,20 @@ impl Sched {
             }
             std::mem::take(&mut l.midle)
         };
+        // So do Ms that a hog signal froze after sysmon's last round (sysmon
+        // registers a frozen M in `pwait` one round later, and it has
+        // stopped), or that a signal sysmon sent before stopping has yet to
+        // freeze: `freeze` re-checks `no_freeze` after publishing FROZEN
+        // (SeqCst on both sides, so one of us sees the other). Without this
+        // the join below waited for ever on such an M (a hang under load:
+        // chan_go_ports beside two CPU hogs hung 4 runs in 100 in `stop`'s
+        // join, the M frozen in `freeze` inside goroutines_chain_10000).
+        for m in lock_ok(&self.allm).iter() {
+            m.no_freeze.store(true, Ordering::SeqCst);
+            if !m.frozen_for_stop.load(Ordering::Relaxed) {
+                preempt::thaw(m);
+            }
+        }
         for m in idle {
             m.wake(Handoff::Exit);
         }

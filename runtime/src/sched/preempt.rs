@@ -537,6 +537,13 @@ fn freeze(m: &MShared, stop: bool, ctx: *mut libc::c_void) {
             .frozen
             .compare_exchange(FROZEN, THAWED, Ordering::AcqRel, Ordering::Acquire);
     }
+    // Likewise a hog freeze that the runtime's stop may have missed (pairs
+    // with the store-then-thaw in `Sched::stop`).
+    if !stop && m.no_freeze.load(Ordering::SeqCst) {
+        let _ = m
+            .frozen
+            .compare_exchange(FROZEN, THAWED, Ordering::AcqRel, Ordering::Acquire);
+    }
     loop {
         let f = m.frozen.load(Ordering::Acquire);
         if f != FROZEN {
