@@ -48,11 +48,30 @@ pub(crate) fn take_fresh() -> Option<u64> {
 }
 
 /// An `Instant` and the `nanotime` read next to it.
+///
+/// The pair is read between two `nanotime`s and kept only if they are
+/// close: a thread preempted between the two reads would otherwise skew
+/// every conversion of the process by as long as the OS kept it off the
+/// CPU (a timer set `at` an `Instant` firing that much late, a tick's
+/// `Instant` that much before it was sent).
 fn anchor() -> (Instant, u64) {
     static ANCHOR: OnceLock<(Instant, u64)> = OnceLock::new();
     *ANCHOR.get_or_init(|| {
-        let i = Instant::now();
-        let n = super::preempt::clock_ns(libc::CLOCK_MONOTONIC).unwrap_or(1 << 62);
+        let ns = || super::preempt::clock_ns(libc::CLOCK_MONOTONIC).unwrap_or(1 << 62);
+        let mut best: Option<(u64, Instant, u64)> = None;
+        for _ in 0..100 {
+            let n0 = ns();
+            let i = Instant::now();
+            let n1 = ns();
+            let gap = n1.saturating_sub(n0);
+            if best.is_none_or(|(g, _, _)| gap < g) {
+                best = Some((gap, i, n0 + gap / 2));
+            }
+            if gap < 2_000 {
+                break;
+            }
+        }
+        let (_, i, n) = best.expect("at least one read");
         (i, n)
     })
 }
