@@ -148,15 +148,19 @@ fn nonblock() {
                 let (ds, dr) = bounded::<i32>(0);
                 let r2 = r.clone();
                 gort::go(move || ds.send(r2.recv().unwrap()).unwrap());
+                // Until the receiver has parked: bounded by time, not by a
+                // number of yields (the other M may have taken it and been
+                // descheduled before it parked, on a loaded host).
                 let mut sent = false;
-                for _ in 0..100_000 {
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_secs(10) {
                     if s.try_send(7).is_ok() {
                         sent = true;
                         break;
                     }
                     gort::yield_now();
                 }
-                assert!(sent);
+                assert!(sent, "the receiver never parked");
                 assert_eq!(dr.recv(), Ok(7));
             }
         });

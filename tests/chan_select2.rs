@@ -27,8 +27,18 @@ fn selects(n: usize, c: &gort::chan::Receiver<u64>, dummy: &gort::chan::Receiver
     }
 }
 
+/// Held by every test of this binary: RSS is the process's, and another
+/// test starting a runtime (threads, stacks, allocator arenas) while this
+/// one measures would count as growth.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn select2_no_memory_growth() {
+    let _serial = serial();
     watchdog("select2_no_memory_growth", 60, || {
         rt(2).run(|| {
             let (tx, rx) = gort::chan::bounded::<u64>(0);
@@ -55,22 +65,26 @@ fn select2_no_memory_growth() {
 /// crossbeam-channel's does.
 #[test]
 fn select_accepts_commas_after_block_arms() {
-    gort::run(|| {
-        let (tx, rx) = gort::chan::bounded::<u32>(1);
-        tx.send(5).unwrap();
-        let got = gort::chan::select! {
-            recv(rx) -> v => { v.unwrap() },
-            default => { 0 },
-        };
-        assert_eq!(got, 5);
-        let sent = gort::chan::select! {
-            send(tx, 6) -> r => { r.is_ok() },
-        };
-        assert!(sent);
-        let t = gort::chan::select! {
-            recv(rx) -> v => { v.unwrap() }
-            default(std::time::Duration::from_millis(1)) => { 0 },
-        };
-        assert_eq!(t, 6);
+    let _serial = serial();
+    // A runtime without a watchdog could hang CI up to its step bound.
+    watchdog("select_accepts_commas_after_block_arms", 30, || {
+        gort::run(|| {
+            let (tx, rx) = gort::chan::bounded::<u32>(1);
+            tx.send(5).unwrap();
+            let got = gort::chan::select! {
+                recv(rx) -> v => { v.unwrap() },
+                default => { 0 },
+            };
+            assert_eq!(got, 5);
+            let sent = gort::chan::select! {
+                send(tx, 6) -> r => { r.is_ok() },
+            };
+            assert!(sent);
+            let t = gort::chan::select! {
+                recv(rx) -> v => { v.unwrap() }
+                default(std::time::Duration::from_millis(1)) => { 0 },
+            };
+            assert_eq!(t, 6);
+        });
     });
 }

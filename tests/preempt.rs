@@ -142,7 +142,19 @@ fn ping_pong_hog() {
             }
             hog_tx.send(()).unwrap();
             light_tx.send(()).unwrap();
+            // At least 100 ms, and then until ~100 ms of loop work has been
+            // done in all (at most 20 s): a fixed 100 ms of wall time can
+            // hold only a few ms of CPU on a loaded host, the pairs then get
+            // a slice or two each, and which slices the OS cut short decides
+            // the ratio. A pair the scheduler starves stays starved however
+            // long this runs.
+            let t0 = std::time::Instant::now();
             gort::time::sleep(Duration::from_millis(100));
+            while hog.load(Ordering::Relaxed) + light.load(Ordering::Relaxed) < 100_000_000
+                && t0.elapsed() < Duration::from_secs(20)
+            {
+                gort::time::sleep(Duration::from_millis(10));
+            }
             drop(done_tx); // closes `done`: every goroutine returns
             for h in hs {
                 h.join().unwrap();
@@ -212,17 +224,26 @@ fn blocking_call_hands_off_the_p() {
                     gort::yield_now();
                 }
                 let before = count.load(Ordering::Relaxed);
-                let sleep = || std::thread::sleep(Duration::from_millis(300));
-                if declared {
-                    gort::blocking(sleep);
-                } else {
-                    sleep();
+                // Block until the counter has moved 100 times (at most 20 s):
+                // one 300 ms sleep was enough only if the OS ran the counter's
+                // new M during it.
+                let sleep = || std::thread::sleep(Duration::from_millis(50));
+                let t0 = std::time::Instant::now();
+                while count.load(Ordering::Relaxed) - before <= 100
+                    && t0.elapsed() < Duration::from_secs(20)
+                {
+                    if declared {
+                        gort::blocking(sleep);
+                    } else {
+                        sleep();
+                    }
                 }
                 let during = count.load(Ordering::Relaxed) - before;
                 stop.store(true, Ordering::SeqCst);
                 counter.join().unwrap();
                 // With the P stuck on the sleeping thread the counter could
-                // not have moved at all.
+                // not have moved at all (between two sleeps this goroutine
+                // keeps the P and does not yield).
                 assert!(
                     during > 100,
                     "declared={declared}: counter moved only {during} times during the sleep"
@@ -374,6 +395,29 @@ fn stopped_world_finds_values_in_frozen_and_parked_goroutines() {
                         black_box(keep) ^ v
                     });
                     while !started.load(Ordering::SeqCst) {
+                        gort::yield_now();
+                    }
+                    // `parked` must be parked in `recv` (its registers saved
+                    // on its stack) when the world stops. At GOMAXPROCS 2 the
+                    // hog can start on the other P before this P ever ran
+                    // `parked` (this M descheduled after the spawns), and a
+                    // goroutine that never ran has no stack to scan: wait for
+                    // it, looking under a stopped world.
+                    let parked_id = parked.id();
+                    let is_parked = || {
+                        let w = gort::runtime::stop_the_world();
+                        let mut waiting = false;
+                        w.for_each_goroutine(|g| {
+                            if g.goid() == parked_id {
+                                waiting = matches!(
+                                    g.status(),
+                                    gort::runtime::GoroutineStatus::Waiting(_)
+                                );
+                            }
+                        });
+                        waiting
+                    };
+                    while !is_parked() {
                         gort::yield_now();
                     }
                     let w = gort::runtime::stop_the_world();

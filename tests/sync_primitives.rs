@@ -481,11 +481,22 @@ fn semaphore_fifo_and_manual_release() {
         let mut ts = Vec::new();
         for i in 0..4 {
             let (sem, order) = (sem.clone(), order.clone());
+            let (tid_s, tid_r) = std::sync::mpsc::channel();
             ts.push(std::thread::spawn(move || {
+                // SAFETY: gettid(2) has no preconditions.
+                let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+                tid_s.send(tid).unwrap();
                 let _p = sem.acquire();
                 order.lock().push(i);
             }));
-            std::thread::sleep(Duration::from_millis(20)); // queue in order
+            // Queue in order: thread i must be asleep in `acquire` (it can
+            // sleep nowhere else before it) before thread i + 1 starts. A
+            // fixed 20 ms let a new thread that the OS had not yet run on a
+            // loaded host queue behind the next one.
+            let tid = tid_r.recv().unwrap();
+            while !thread_sleeping(tid) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
         sem.release();
         for t in ts {
@@ -495,6 +506,17 @@ fn semaphore_fifo_and_manual_release() {
         sem.add_permits(2);
         assert_eq!(sem.available_permits(), 3);
     });
+}
+
+/// Is thread `tid` of this process asleep (state `S` in its `stat`)?
+fn thread_sleeping(tid: i64) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap();
+    // "tid (comm) S ...": the state follows the last ')'.
+    let state = stat[stat.rfind(')').unwrap() + 1..]
+        .trim_start()
+        .chars()
+        .next();
+    state == Some('S')
 }
 
 #[test]

@@ -224,15 +224,32 @@ fn waiting_parks_the_goroutine_not_the_m() {
                     gort::yield_now();
                 }
             });
-            let t = Timer::new(Duration::from_millis(10));
-            t.receiver().recv().unwrap();
-            assert!(ran.load(Ordering::Relaxed) > 0, "the spinner ran meanwhile");
-            let before = ran.load(Ordering::Relaxed);
-            let k = Ticker::new(Duration::from_millis(2));
-            k.receiver().recv().unwrap();
+            // A wait proves something only if it parked: if the OS keeps
+            // this M off the CPU between creating the timer and `recv` for
+            // longer than the period, `recv` finds the value due and returns
+            // at once, before the spinner could run. Such waits are repeated;
+            // a wait that blocks the M instead of parking the goroutine never
+            // lets the spinner run, whatever the number of tries.
+            const TRIES: usize = 100;
+            let ran_while = |wait: &dyn Fn()| {
+                (0..TRIES).any(|_| {
+                    let before = ran.load(Ordering::Relaxed);
+                    wait();
+                    ran.load(Ordering::Relaxed) > before
+                })
+            };
             assert!(
-                ran.load(Ordering::Relaxed) > before,
-                "and while on a ticker"
+                ran_while(&|| Timer::new(Duration::from_millis(10))
+                    .receiver()
+                    .recv()
+                    .map(drop)
+                    .unwrap()),
+                "the spinner never ran while the main goroutine waited on a timer ({TRIES} tries)"
+            );
+            let k = Ticker::new(Duration::from_millis(2));
+            assert!(
+                ran_while(&|| k.receiver().recv().map(drop).unwrap()),
+                "the spinner never ran while the main goroutine waited on a ticker ({TRIES} tries)"
             );
             stop.store(true, Ordering::Release);
             spinner.join().unwrap();

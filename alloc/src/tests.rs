@@ -475,16 +475,39 @@ fn a_large_allocation_never_holds_two_mcentral_locks() {
     std::thread::scope(|s| {
         let held = heap.central[scan].lists.lock().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let heap = &heap;
         s.spawn(move || {
+            // SAFETY: gettid(2) has no preconditions.
+            let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+            tid_tx.send(tid).unwrap();
             let mut c = heap.new_mcache();
             let p = c.alloc(64 << 10, true); // noscan: looks at `scan`'s garbage
             tx.send(()).unwrap();
             heap.free(p).unwrap();
         });
-        // Let the allocation reach its look at the scan class (it blocks on
-        // `held` there); its own class's lock must be free meanwhile.
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Let the allocation reach its look at the scan class: it blocks on
+        // `held` there (the only place it can sleep), and its own class's
+        // lock must be free meanwhile. A fixed 100 ms could end while the
+        // thread, not yet run by a loaded host, was inside its brief hold
+        // of its own class's lock (a false failure), or had not got that
+        // far at all (a pass that checked nothing).
+        let tid = tid_rx.recv().unwrap();
+        let stat = format!("/proc/self/task/{tid}/stat");
+        let sleeping = || {
+            let st = std::fs::read_to_string(&stat).unwrap();
+            st[st.rfind(')').unwrap() + 1..]
+                .trim_start()
+                .starts_with('S')
+        };
+        let t0 = std::time::Instant::now();
+        while !sleeping() {
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(60),
+                "the allocating thread never blocked on the other class's lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let own = heap.central[noscan].lists.try_lock();
         assert!(
             own.is_ok(),
