@@ -4,7 +4,7 @@
 //! a typed first pass). Each must behave exactly as the general path.
 
 mod common;
-use common::{rt, watchdog};
+use common::{rt, tid, watchdog};
 use gort::chan::{
     Receiver, RecvError, Select, Sender, TryRecvError, TrySendError, bounded, never, select,
     unbounded,
@@ -379,12 +379,6 @@ fn until_ready<T>(r: &Receiver<T>) {
         gort::yield_now();
     }
     panic!("the sender never parked");
-}
-
-/// This thread's kernel id.
-fn tid() -> i64 {
-    // SAFETY: gettid(2) has no preconditions.
-    unsafe { libc::syscall(libc::SYS_gettid) }
 }
 
 /// A send case whose value is a literal, `()` or a variable of a `Copy`

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Rng, rt, seed, watchdog};
+use common::{Rng, rt, seed, tid, watchdog};
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -258,10 +258,6 @@ fn blocking_call_hands_off_the_p() {
 /// `unlock_os_thread` it may move again. Locks nest.
 #[test]
 fn lock_os_thread_wires_goroutine_and_thread() {
-    fn tid() -> i64 {
-        // SAFETY: gettid(2) has no preconditions.
-        unsafe { libc::syscall(libc::SYS_gettid) }
-    }
     watchdog("lock_os_thread_wires_goroutine_and_thread", 60, || {
         for procs in [1usize, 2, 4] {
             rt(procs).run(|| {

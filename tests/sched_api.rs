@@ -1,7 +1,7 @@
 //! The public API: go/join, scope, run, yield, runtime introspection.
 
 mod common;
-use common::{rt, watchdog};
+use common::{rt, tid, watchdog};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
@@ -184,10 +184,6 @@ fn yield_progress() {
 /// repeated; a `yield_now` that does not hand over the P fails every run.
 #[test]
 fn gosched_alternates_at_one_p() {
-    fn tid() -> i64 {
-        // SAFETY: gettid(2) has no preconditions.
-        unsafe { libc::syscall(libc::SYS_gettid) }
-    }
     watchdog("gosched_alternates_at_one_p", 30, || {
         let mut disturbed = Vec::new();
         for _ in 0..20 {

@@ -3,7 +3,7 @@
 //! Barrier — from goroutines at several GOMAXPROCS and from plain threads.
 
 mod common;
-use common::{Rng, rt, seed, watchdog};
+use common::{Rng, rt, seed, tid, watchdog};
 use gort::sync::{Barrier, Condvar, Mutex, Once, OnceLock, RwLock, Semaphore, WaitGroup};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -483,9 +483,7 @@ fn semaphore_fifo_and_manual_release() {
             let (sem, order) = (sem.clone(), order.clone());
             let (tid_s, tid_r) = std::sync::mpsc::channel();
             ts.push(std::thread::spawn(move || {
-                // SAFETY: gettid(2) has no preconditions.
-                let tid = unsafe { libc::syscall(libc::SYS_gettid) };
-                tid_s.send(tid).unwrap();
+                tid_s.send(tid()).unwrap();
                 let _p = sem.acquire();
                 order.lock().push(i);
             }));

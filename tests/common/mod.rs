@@ -6,6 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// This thread's kernel id (`gettid(2)`): which OS thread (M) ran a
+/// goroutine.
+pub(crate) fn tid() -> i64 {
+    // SAFETY: gettid(2) has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) }
+}
+
 /// Runs `f`; if it has not returned after `secs`, prints which test hung
 /// and exits the whole test process with status 3 (a hang is a failure,
 /// never a stuck CI job).
