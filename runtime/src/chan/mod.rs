@@ -343,11 +343,7 @@ impl<T> std::error::Error for SendTimeoutError<T> {}
 #[macro_export]
 macro_rules! select {
     ($($t:tt)*) => {
-        $crate::__gort_select!(@parse fair () () (
-            __c0 __c1 __c2 __c3 __c4 __c5 __c6 __c7 __c8 __c9 __c10 __c11 __c12 __c13
-            __c14 __c15 __c16 __c17 __c18 __c19 __c20 __c21 __c22 __c23 __c24 __c25
-            __c26 __c27 __c28 __c29 __c30 __c31
-        ) $($t)*)
+        $crate::__gort_select!(@start fair $($t)*)
     };
 }
 
@@ -373,18 +369,23 @@ macro_rules! select {
 #[macro_export]
 macro_rules! select_biased {
     ($($t:tt)*) => {
-        $crate::__gort_select!(@parse biased () () (
-            __c0 __c1 __c2 __c3 __c4 __c5 __c6 __c7 __c8 __c9 __c10 __c11 __c12 __c13
-            __c14 __c15 __c16 __c17 __c18 __c19 __c20 __c21 __c22 __c23 __c24 __c25
-            __c26 __c27 __c28 __c29 __c30 __c31
-        ) $($t)*)
+        $crate::__gort_select!(@start biased $($t)*)
     };
 }
 
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __gort_select {
-    // ---- parsing: (cases) (default) (free identifiers) tokens ----
+    // ---- parsing: mode (cases) (default) (free identifiers) tokens ----
+    // The mode is `fair` (`select!`: a random order) or `biased`
+    // (`select_biased!`: source order); the 32 identifiers name the cases.
+    (@start $m:tt $($t:tt)*) => {
+        $crate::__gort_select!(@parse $m () () (
+            __c0 __c1 __c2 __c3 __c4 __c5 __c6 __c7 __c8 __c9 __c10 __c11 __c12 __c13
+            __c14 __c15 __c16 __c17 __c18 __c19 __c20 __c21 __c22 __c23 __c24 __c25
+            __c26 __c27 __c28 __c29 __c30 __c31
+        ) $($t)*)
+    };
     // A comma after a block arm (optional, as in crossbeam) is skipped here,
     // not in the block rules: `$b:block $(,)? $($rest:tt)*` was ambiguous.
     (@parse $m:tt ($($c:tt)*) ($($d:tt)*) ($($ids:ident)*) , $($rest:tt)*) => {

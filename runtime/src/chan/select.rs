@@ -409,18 +409,14 @@ pub struct __Perm {
 }
 
 impl __Perm {
-    /// A random order of `0..n`.
+    /// A random order of `0..n` (`select!`).
     ///
     /// # Panics
     ///
     /// If `n > 32` (`select!` takes at most 32 cases).
     #[doc(hidden)]
     pub fn new(n: usize) -> __Perm {
-        assert!(n <= 32, "gort: select!: at most 32 cases");
-        let mut p = __Perm {
-            idx: std::array::from_fn(|i| i as u8),
-            n: n as u8,
-        };
+        let mut p = __Perm::identity(n);
         Rng::new().shuffle(&mut p.idx[..n]);
         p
     }
@@ -429,10 +425,10 @@ impl __Perm {
     ///
     /// # Panics
     ///
-    /// If `n > 32` (`select_biased!` takes at most 32 cases).
+    /// If `n > 32` (`select!` and `select_biased!` take at most 32 cases).
     #[doc(hidden)]
     pub fn identity(n: usize) -> __Perm {
-        assert!(n <= 32, "gort: select_biased!: at most 32 cases");
+        assert!(n <= 32, "gort: select!/select_biased!: at most 32 cases");
         __Perm {
             idx: std::array::from_fn(|i| i as u8),
             n: n as u8,
