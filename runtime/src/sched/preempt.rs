@@ -529,17 +529,17 @@ fn freeze(m: &MShared, stop: bool, ctx: *mut libc::c_void) {
     save_regs(m, ctx);
     m.frozen_for_stop.store(stop, Ordering::Relaxed);
     m.frozen.store(FROZEN, Ordering::SeqCst); // also Release: the saved registers
-    // A stop that ended while we were getting here thaws nobody: check
-    // again after publishing (pairs with the store-then-thaw in `start`;
-    // SeqCst on both sides, so one of us sees the other).
-    if stop && !STW_ACTIVE.load(Ordering::SeqCst) {
-        let _ = m
-            .frozen
-            .compare_exchange(FROZEN, THAWED, Ordering::AcqRel, Ordering::Acquire);
-    }
-    // Likewise a hog freeze that the runtime's stop may have missed (pairs
-    // with the store-then-thaw in `Sched::stop`).
-    if !stop && m.no_freeze.load(Ordering::SeqCst) {
+    // Whoever would thaw us may have looked before we published FROZEN:
+    // a stop-the-world that ended meanwhile (pairs with the store-then-thaw
+    // in `start`), or, for a hog freeze, the runtime's stop (pairs with
+    // the `no_freeze` store-then-thaw in `Sched::stop`). Check again after
+    // publishing; SeqCst on both sides, so one of us sees the other.
+    let missed = if stop {
+        !STW_ACTIVE.load(Ordering::SeqCst)
+    } else {
+        m.no_freeze.load(Ordering::SeqCst)
+    };
+    if missed {
         let _ = m
             .frozen
             .compare_exchange(FROZEN, THAWED, Ordering::AcqRel, Ordering::Acquire);
