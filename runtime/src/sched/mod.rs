@@ -1433,22 +1433,23 @@ impl Sched {
             let mut l = self.lock.lock();
             l.shutdown = true;
             self.shutdown.store(true, Ordering::SeqCst);
+            // Frozen Ms waiting for a P wait no more (the loop below thaws
+            // them).
             for (m, _) in l.pwait.drain(..) {
-                // Frozen Ms waiting for a P resume without one and stop at
-                // their next schedule point.
                 m.waiting_p.store(false, Ordering::Relaxed);
-                preempt::thaw(&m);
             }
             std::mem::take(&mut l.midle)
         };
-        // So do Ms that a hog signal froze after sysmon's last round (sysmon
-        // registers a frozen M in `pwait` one round later, and it has
-        // stopped), or that a signal sysmon sent before stopping has yet to
-        // freeze: `freeze` re-checks `no_freeze` after publishing FROZEN
-        // (SeqCst on both sides, so one of us sees the other). Without this
-        // the join below waited for ever on such an M (a hang under load:
-        // chan_go_ports beside two CPU hogs hung 4 runs in 100 in `stop`'s
-        // join, the M frozen in `freeze` inside goroutines_chain_10000).
+        // Every M a hog signal froze resumes without a P and stops at its
+        // next schedule point: those queued on `pwait`, those frozen after
+        // sysmon's last round (sysmon queues a frozen M one round later,
+        // and it has stopped), and those a signal sysmon sent before
+        // stopping has yet to freeze: `freeze` re-checks `no_freeze` after
+        // publishing FROZEN (SeqCst on both sides, so one of us sees the
+        // other). Thawing only the queued ones, the join below waited for
+        // ever on the others (a hang under load: chan_go_ports beside two
+        // CPU hogs hung 4 runs in 100 in `stop`'s join, the M frozen in
+        // `freeze` inside goroutines_chain_10000).
         for m in lock_ok(&self.allm).iter() {
             m.no_freeze.store(true, Ordering::SeqCst);
             if !m.frozen_for_stop.load(Ordering::Relaxed) {
