@@ -13,12 +13,17 @@
 //!
 //! # Waiting (`RawSpinLock::lock_slow`)
 //!
-//! 1. Back off *without reading the word*, `BACKOFF_ROUNDS` times
-//!    `BACKOFF_PAUSES` `pause`s, trying once after each (Go's `lock2` spins
-//!    the same way, `procyield` between attempts). A waiter that polls the
-//!    word pulls its cache line away from the holder mid-section, so the
-//!    holder's unlock misses, and so does its next lock (measured in
-//!    docs/design/chan.md).
+//! 1. Back off *without reading the word*, `BACKOFF_ROUNDS` rounds of
+//!    `pause`s, trying once after each (Go's `lock2` spins the same way,
+//!    `procyield` between attempts). A waiter that polls the word pulls its
+//!    cache line away from the holder mid-section, so the holder's unlock
+//!    misses, and so does its next lock (measured in docs/design/chan.md).
+//!    A round lasts about `BACKOFF_ROUND_NS` (10 µs), however long a
+//!    `pause` takes: the count per round is calibrated once, on the first
+//!    contended lock (`pauses_per_round`). A `pause` costs 8.5 ns on one
+//!    host and 25 ns on another, and the best round was measured in time,
+//!    not in `pause`s: under contention the loser steps aside long enough
+//!    for the holder to run many operations uncontended.
 //! 2. Then the holder is probably not running (preempted by the OS, on a
 //!    host with more Ms than CPUs): `sched_yield`, `YIELDS` times, reading
 //!    the word before each attempt.
@@ -50,10 +55,21 @@ use std::{hint::spin_loop, thread::yield_now};
 
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 
-/// Waiting, step 1: rounds of `pause`s, and `pause`s per round (about 2–3
-/// µs per round on the AMD host; Go: 4 × 30).
+/// Waiting, step 1: rounds of `pause`s (Go: 4 rounds of 30 `pause`s).
 const BACKOFF_ROUNDS: u32 = 4;
-const BACKOFF_PAUSES: u32 = 100;
+/// The length of one round (docs/design/chan.md, "Contended lock").
+#[cfg(not(any(loom, miri)))]
+const BACKOFF_ROUND_NS: u64 = 10_000;
+/// `pause`s per round until calibrated, and always under loom and Miri
+/// (which have no meaningful clock for it).
+const DEFAULT_PAUSES: u32 = 100;
+/// Bounds on the calibrated count: a clock hiccup during calibration can
+/// neither make a round a handful of `pause`s nor a millisecond.
+#[cfg(not(any(loom, miri)))]
+const PAUSES_RANGE: std::ops::RangeInclusive<u32> = 16..=4096;
+/// `pause`s per calibration sample.
+#[cfg(not(any(loom, miri)))]
+const CALIBRATION_PAUSES: u32 = 128;
 /// Waiting, step 2: `sched_yield`s before napping.
 const YIELDS: u32 = 10;
 /// Waiting, step 3: the longest nap.
@@ -96,8 +112,9 @@ impl RawSpinLock {
     #[cold]
     #[inline(never)]
     fn lock_slow(&self) {
+        let pauses = pauses_per_round();
         for _ in 0..BACKOFF_ROUNDS {
-            for _ in 0..BACKOFF_PAUSES {
+            for _ in 0..pauses {
                 spin_loop();
             }
             if self.try_acquire() {
@@ -132,6 +149,54 @@ impl RawSpinLock {
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     }
+}
+
+/// `pause`s per back-off round: `DEFAULT_PAUSES` under loom and Miri;
+/// else calibrated on the first call, to last `BACKOFF_ROUND_NS`.
+#[cfg(any(loom, miri))]
+fn pauses_per_round() -> u32 {
+    DEFAULT_PAUSES
+}
+
+/// `pause`s per back-off round: calibrated on the first call (the first
+/// contended lock of the process) by timing three samples of
+/// `CALIBRATION_PAUSES` and keeping the fastest (a sample the OS
+/// interrupted only reads slow). Threads calibrating at once store nearly
+/// the same count; any of them will do.
+#[cfg(not(any(loom, miri)))]
+fn pauses_per_round() -> u32 {
+    use std::sync::atomic::AtomicU32;
+    static PAUSES: AtomicU32 = AtomicU32::new(0);
+    let n = PAUSES.load(Ordering::Relaxed);
+    if n != 0 {
+        return n;
+    }
+    let fastest = (0..3)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            for _ in 0..CALIBRATION_PAUSES {
+                spin_loop();
+            }
+            t.elapsed().as_nanos()
+        })
+        .min()
+        .unwrap_or(0);
+    let n = pauses_for(fastest);
+    PAUSES.store(n, Ordering::Relaxed);
+    n
+}
+
+/// The `pause`s that fill a round, when `CALIBRATION_PAUSES` of them took
+/// `ns`: proportional, within `PAUSES_RANGE` (`DEFAULT_PAUSES` if the
+/// clock read 0).
+#[cfg(not(any(loom, miri)))]
+fn pauses_for(ns: u128) -> u32 {
+    if ns == 0 {
+        return DEFAULT_PAUSES;
+    }
+    let n = u128::from(BACKOFF_ROUND_NS) * u128::from(CALIBRATION_PAUSES) / ns;
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
+    n.clamp(*PAUSES_RANGE.start(), *PAUSES_RANGE.end())
 }
 
 // SAFETY: `try_acquire` is the only way to take the lock: a `false → true`
@@ -207,6 +272,27 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(*m.lock(), threads * per);
+    }
+
+    /// The round's `pause` count follows the measured cost of a `pause`
+    /// (a round is `BACKOFF_ROUND_NS` long), within its bounds.
+    #[test]
+    #[cfg(not(miri))]
+    fn backoff_round_is_calibrated_in_time() {
+        let per = |pause_ns: u128| pauses_for(pause_ns * u128::from(CALIBRATION_PAUSES));
+        assert_eq!(per(10), 1_000, "10 ns pauses: 1,000 per 10 µs round");
+        assert_eq!(per(25), 400);
+        assert_eq!(per(100), 100);
+        assert_eq!(
+            per(1_000_000),
+            *PAUSES_RANGE.start(),
+            "a stalled clock read"
+        );
+        assert_eq!(pauses_for(1), *PAUSES_RANGE.end(), "a clock too coarse");
+        assert_eq!(pauses_for(0), DEFAULT_PAUSES);
+        let n = pauses_per_round();
+        assert!(PAUSES_RANGE.contains(&n), "calibrated {n}");
+        assert_eq!(pauses_per_round(), n, "calibrated once");
     }
 
     #[test]
