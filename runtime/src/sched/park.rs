@@ -197,6 +197,13 @@ pub(crate) fn park_until_nanos(deadline: u64, why: WaitReason) -> bool {
 
 /// [`park_until_nanos`] for a caller that has just read the clock (`now`):
 /// `sleep` computes its deadline from one read and parks with it.
+///
+/// Inlined into `sleep`: one stack frame less between a sleeping
+/// goroutine's loop and its switch (88 bytes of pushed registers and
+/// return address: 10,000 sleepers take 17.9 instead of 19.8 L1d misses
+/// and 1,906 instead of 1,936 instructions per wake-up, +3 % wake-ups/s;
+/// docs/design/timers.md).
+#[inline(always)]
 pub(crate) fn park_until_nanos_at(deadline: u64, why: WaitReason, now: u64) -> bool {
     if now >= deadline {
         return true;
