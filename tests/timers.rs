@@ -174,6 +174,75 @@ fn timer_fairness_with_a_yielding_pair() {
     });
 }
 
+/// Late timers are served first come, first served while a chain keeps
+/// `runnext` busy (docs/design/timers.md, "Late timers"). At GOMAXPROCS=1,
+/// 200 sleepers share one deadline, so they fire in one batch: the latest
+/// goes to `runnext`, the rest to the global queue, and the goroutine the
+/// latest displaces from `runnext` (one of a ping-pong pair) joins them at
+/// the back. The pair therefore waits its turn, and the sleepers all run
+/// within few of the pair's round trips (none, in practice). Under Go's
+/// policy (the global queue only every 61st schedule, the displaced
+/// partner at the head of the local queue) the pair keeps going: the last
+/// sleeper ran ~76,000 round trips after the first with the backlog turn
+/// disabled. Counted in round trips, not time. A round where the deadline
+/// passed before the pair had started (a thread the OS held off for
+/// 50 ms) is repeated.
+#[test]
+fn late_timers_wait_behind_no_runnext_chain() {
+    watchdog("late_timers_wait_behind_no_runnext_chain", 60, || {
+        rt(1).run(|| {
+            const SLEEPERS: usize = 200;
+            for round in 0..5 {
+                let trips = Arc::new(AtomicU64::new(0));
+                let stop = Arc::new(AtomicBool::new(false));
+                let deadline = Instant::now() + Duration::from_millis(50);
+                let sleepers: Vec<_> = (0..SLEEPERS)
+                    .map(|_| {
+                        let trips = trips.clone();
+                        gort::go(move || {
+                            gort::time::sleep_until(deadline);
+                            trips.load(Ordering::Relaxed)
+                        })
+                    })
+                    .collect();
+                let (to_pong, pong_rx) = gort::chan::bounded::<u64>(0);
+                let (to_ping, ping_rx) = gort::chan::bounded::<u64>(0);
+                let pong = gort::go(move || {
+                    while let Ok(v) = pong_rx.recv() {
+                        if to_ping.send(v).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let (t, st) = (trips.clone(), stop.clone());
+                let ping = gort::go(move || {
+                    while !st.load(Ordering::Relaxed) {
+                        to_pong.send(0).unwrap();
+                        ping_rx.recv().unwrap();
+                        t.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                let seen: Vec<u64> = sleepers.into_iter().map(|h| h.join().unwrap()).collect();
+                stop.store(true, Ordering::Relaxed);
+                ping.join().unwrap();
+                pong.join().unwrap();
+                let (first, last) = (*seen.iter().min().unwrap(), *seen.iter().max().unwrap());
+                if first == 0 {
+                    eprintln!("round {round}: the deadline passed before the pair ran; again");
+                    continue;
+                }
+                assert!(
+                    last - first < 1_000,
+                    "the last of {SLEEPERS} late sleepers ran {} round trips after the first",
+                    last - first
+                );
+                return;
+            }
+            panic!("in 5 rounds the pair never ran before the 50 ms deadline");
+        });
+    });
+}
+
 #[test]
 fn many_sleepers() {
     watchdog("many_sleepers", 60, || {

@@ -167,6 +167,21 @@ impl LocalQueue {
         self.worker.pop().map(|g| (g, false))
     }
 
+    /// The local queue's head, skipping `runnext` (a backlog turn:
+    /// `Sched::backlog_turn`).
+    pub(crate) fn get_local(&self) -> Option<GRef> {
+        self.worker.pop()
+    }
+
+    /// Moves `runnext`, if any, to the back of `global` (a later timer is
+    /// about to take the slot while the timers are behind: the goroutine it
+    /// displaces queues with the other late ones, not ahead of them).
+    pub(crate) fn kick_runnext(&self, shared: &SharedQueue, global: &Injector<GRef>) {
+        if let Some(g) = shared.runnext.take() {
+            global.push(g);
+        }
+    }
+
     /// Moves a batch from the global queue into this one, returning one G.
     pub(crate) fn refill_from(&self, global: &Injector<GRef>) -> Option<GRef> {
         settle(usize::MAX, || {
