@@ -492,7 +492,7 @@ pub(crate) struct Sched {
     /// still wait there. While set, every `BACKLOG_TURN`-th schedule serves
     /// the backlog before `runnext` (docs/design/timers.md, "Late
     /// timers"). Set by `run_timers_of`; cleared by a P whose backlog turn
-    /// finds its local queue and the global queue empty.
+    /// finds the global queue empty.
     pub(crate) timer_backlog: CachePadded<AtomicBool>,
     /// `Locked::pwait.len()`, readable without the lock.
     pub(crate) npwait: AtomicUsize,
@@ -1679,12 +1679,17 @@ impl Sched {
                     }
                 }
                 if self.backlog_turn(p) {
+                    // The late ones have left the global queue: this is the
+                    // last turn (a racing `run_timers_of` may set it again).
+                    // Without this a P whose local queue never empties
+                    // would keep taking turns after the backlog is gone.
+                    if self.injector.is_empty() {
+                        self.timer_backlog.store(false, Ordering::Relaxed);
+                    }
                     let g = p.runq.get_local();
                     if let Some(g) = g.or_else(|| p.runq.refill_from(&self.injector)) {
                         return Step::Found(g, false);
                     }
-                    // Drained (a racing `run_timers_of` may set it again).
-                    self.timer_backlog.store(false, Ordering::Relaxed);
                 }
                 if p.schedtick % 61 == 0
                     && let Some(g) = self.global_one()
