@@ -100,13 +100,16 @@ pub(crate) fn coarse_nanos() -> u64 {
 /// Free Gs a P keeps before spilling half to the global list.
 const GFREE_MAX: usize = 64;
 
-/// While the timers are behind (`Sched::timer_backlog`), one schedule in
+/// While late timers wait (`Sched::timer_backlog`), one schedule in
 /// `BACKLOG_TURN` serves the backlog (the local queue's head, else a batch
 /// of the global queue) before `runnext`. So the late wake-ups get a third
 /// of the Ps, first come first served, and the on-time ones two thirds
 /// (10,000 sleepers: p99 15 → 5 ms, p50 still on time, 0.53 → 0.60 µs;
 /// wake-ups/s −8 %; docs/design/timers.md).
 const BACKLOG_TURN: u32 = 3;
+
+/// `Sched::timer_backlog` while late timers went to the global queue.
+const BACKLOG_QUEUED: usize = usize::MAX;
 
 /// How long a thief sleeps before taking a running P's `runnext` (Go's
 /// `usleep(3)` in `runqgrab`, as long as Linux's default 50 µs timer slack
@@ -160,6 +163,12 @@ pub(crate) struct P {
     pub(crate) runq: LocalQueue,
     /// Owner: this P only. Incremented per schedule, not per `runnext` hand-off.
     pub(crate) schedtick: u32,
+    /// Owner: this P only. Schedules left before the next backlog turn
+    /// (`Sched::timer_backlog`). Counted down by every pick of the fast
+    /// path, `runnext` hand-offs included: a `runnext` chain inherits its
+    /// time slice and leaves `schedtick` still, so `schedtick` cannot time
+    /// the turns.
+    pub(crate) backlog_wait: u32,
     pub(crate) stacks: StackCache,
     pub(crate) gfree: Vec<GRef>,
     pub(crate) rng: FastRand,
@@ -186,6 +195,7 @@ impl P {
             shared: shared.clone(),
             runq: local,
             schedtick: 0,
+            backlog_wait: 0,
             stacks: StackCache::new(stacks),
             gfree: Vec::new(),
             rng: FastRand::new(
@@ -474,7 +484,8 @@ pub(crate) fn lock_ok<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T
 ///   `allgs` and `gfree` are leaves.
 /// - `ngoroutine`, `goidgen`, `mcount`: Atomic counters (Relaxed).
 /// - `shutdown`: Atomic mirror of `Locked::shutdown` for fast checks.
-/// - `timer_backlog`: Atomic (Relaxed): a hint, never relied on for safety.
+/// - `timer_backlog`: Atomic (Relaxed), updated by plain load and store: a
+///   hint, never relied on for safety; a lost update only shifts a few turns.
 pub(crate) struct Sched {
     pub(crate) cfg: Config,
     allp: Box<[OnceLock<Arc<PShared>>]>,
@@ -488,12 +499,16 @@ pub(crate) struct Sched {
     pub(crate) allm: std::sync::Mutex<Vec<Arc<MShared>>>,
     /// A stop-the-world is in progress (Go: `sched.gcwaiting`).
     pub(crate) stw: AtomicBool,
-    /// The timers are behind: late timers went to the global queue and may
-    /// still wait there. While set, every `BACKLOG_TURN`-th schedule serves
-    /// the backlog before `runnext` (docs/design/timers.md, "Late
-    /// timers"). Set by `run_timers_of`; cleared by a P whose backlog turn
-    /// finds the global queue empty.
-    pub(crate) timer_backlog: CachePadded<AtomicBool>,
+    /// Backlog turns owed (docs/design/timers.md, "Late timers"): while
+    /// non-zero, every `BACKLOG_TURN`-th schedule serves the backlog before
+    /// `runnext`. `BACKLOG_QUEUED` (set by `run_timers_of`): late timers
+    /// went to the global queue. A turn that finds the global queue empty
+    /// lowers it to `runq::STEAL_MAX` turns, one refill's worth, for late
+    /// goroutines already moved into a local queue, and each turn after
+    /// that takes one off. A turn that finds nothing zeroes it. So turns
+    /// neither stop while late goroutines wait behind a `runnext` chain
+    /// nor go on for long after they have run.
+    pub(crate) timer_backlog: CachePadded<AtomicUsize>,
     /// `Locked::pwait.len()`, readable without the lock.
     pub(crate) npwait: AtomicUsize,
     /// Goroutines (or threads) of this runtime parked in a network wait
@@ -558,7 +573,7 @@ impl Sched {
             lock: CachePadded::new(SchedLock(std::sync::Mutex::new(Locked::default()))),
             allm: std::sync::Mutex::new(Vec::new()),
             stw: AtomicBool::new(false),
-            timer_backlog: CachePadded::new(AtomicBool::new(false)),
+            timer_backlog: CachePadded::new(AtomicUsize::new(0)),
             npwait: AtomicUsize::new(0),
             netpoll_waiters: AtomicUsize::new(0),
             gomaxprocs_explicit: AtomicBool::new(cfg.gomaxprocs_explicit),
@@ -1321,10 +1336,10 @@ impl Sched {
         let woken = due.len();
         let last = due.pop();
         if !due.is_empty() {
-            if !self.timer_backlog.load(Ordering::Relaxed) {
-                self.timer_backlog.store(true, Ordering::Relaxed);
-            }
             let rest = due.len();
+            if self.timer_backlog.load(Ordering::Relaxed) != BACKLOG_QUEUED {
+                self.timer_backlog.store(BACKLOG_QUEUED, Ordering::Relaxed);
+            }
             for (_, w) in due.drain(..) {
                 w.wake_global(self);
             }
@@ -1334,7 +1349,7 @@ impl Sched {
             }
         }
         if let Some((_, w)) = last {
-            if self.timer_backlog.load(Ordering::Relaxed) {
+            if self.timer_backlog.load(Ordering::Relaxed) == BACKLOG_QUEUED {
                 m::try_with_m(|m| {
                     if let Some(p) = m.p() {
                         p.runq.kick_runnext(&p.shared.q, &self.injector);
@@ -1405,11 +1420,12 @@ impl Sched {
         None
     }
 
-    /// A backlog turn: the timers are behind and this schedule is one of
-    /// every `BACKLOG_TURN` (docs/design/timers.md, "Late timers").
+    /// A backlog turn: late timers wait and this schedule is one of every
+    /// `BACKLOG_TURN` (`P::backlog_wait` ran out; docs/design/timers.md,
+    /// "Late timers").
     #[inline(always)]
     fn backlog_turn(&self, p: &P) -> bool {
-        p.schedtick % BACKLOG_TURN == 0 && self.timer_backlog.load(Ordering::Relaxed)
+        p.backlog_wait == 0 && self.timer_backlog.load(Ordering::Relaxed) != 0
     }
 
     /// One G from the global queue (fairness tick).
@@ -1594,8 +1610,12 @@ impl Sched {
                     return None;
                 }
             }
-            if p.schedtick % 61 == 0 || self.backlog_turn(p) {
+            let backlog = self.timer_backlog.load(Ordering::Relaxed) != 0;
+            if p.schedtick % 61 == 0 || (backlog && p.backlog_wait == 0) {
                 return None;
+            }
+            if backlog {
+                p.backlog_wait -= 1;
             }
             p.runq.get(&p.shared.q)
         })?;
@@ -1679,17 +1699,21 @@ impl Sched {
                     }
                 }
                 if self.backlog_turn(p) {
-                    // The late ones have left the global queue: this is the
-                    // last turn (a racing `run_timers_of` may set it again).
-                    // Without this a P whose local queue never empties
-                    // would keep taking turns after the backlog is gone.
-                    if self.injector.is_empty() {
-                        self.timer_backlog.store(false, Ordering::Relaxed);
+                    // Loads and stores, not RMWs: a racing update only
+                    // shifts a turn (`Sched::timer_backlog`).
+                    let mut owed = self.timer_backlog.load(Ordering::Relaxed);
+                    if owed == BACKLOG_QUEUED && self.injector.is_empty() {
+                        owed = runq::STEAL_MAX;
                     }
+                    p.backlog_wait = BACKLOG_TURN - 1;
                     let g = p.runq.get_local();
                     if let Some(g) = g.or_else(|| p.runq.refill_from(&self.injector)) {
+                        if owed != BACKLOG_QUEUED {
+                            self.timer_backlog.store(owed - 1, Ordering::Relaxed);
+                        }
                         return Step::Found(g, false);
                     }
+                    self.timer_backlog.store(0, Ordering::Relaxed);
                 }
                 if p.schedtick % 61 == 0
                     && let Some(g) = self.global_one()

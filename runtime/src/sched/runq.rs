@@ -70,7 +70,7 @@ impl Drop for RunNext {
 pub(crate) const LOCAL_CAP: usize = 256;
 /// Most Gs moved by one steal or global-queue grab: half the local queue,
 /// as Go's `runqgrab` (crossbeam's default batch is 32).
-const STEAL_MAX: usize = LOCAL_CAP / 2;
+pub(crate) const STEAL_MAX: usize = LOCAL_CAP / 2;
 
 /// The owner's side of a P's run queue.
 pub(crate) struct LocalQueue {
