@@ -1335,10 +1335,12 @@ impl Sched {
         }
         let woken = due.len();
         let last = due.pop();
+        let mut queued = self.timer_backlog.load(Ordering::Relaxed) == BACKLOG_QUEUED;
         if !due.is_empty() {
             let rest = due.len();
-            if self.timer_backlog.load(Ordering::Relaxed) != BACKLOG_QUEUED {
+            if !queued {
                 self.timer_backlog.store(BACKLOG_QUEUED, Ordering::Relaxed);
+                queued = true;
             }
             for (_, w) in due.drain(..) {
                 w.wake_global(self);
@@ -1349,7 +1351,7 @@ impl Sched {
             }
         }
         if let Some((_, w)) = last {
-            if self.timer_backlog.load(Ordering::Relaxed) == BACKLOG_QUEUED {
+            if queued {
                 m::try_with_m(|m| {
                     if let Some(p) = m.p() {
                         p.runq.kick_runnext(&p.shared.q, &self.injector);
@@ -1418,14 +1420,6 @@ impl Sched {
             }
         }
         None
-    }
-
-    /// A backlog turn: late timers wait and this schedule is one of every
-    /// `BACKLOG_TURN` (`P::backlog_wait` ran out; docs/design/timers.md,
-    /// "Late timers").
-    #[inline(always)]
-    fn backlog_turn(&self, p: &P) -> bool {
-        p.backlog_wait == 0 && self.timer_backlog.load(Ordering::Relaxed) != 0
     }
 
     /// One G from the global queue (fairness tick).
@@ -1698,10 +1692,12 @@ impl Sched {
                         return Step::Timers(p.id, now);
                     }
                 }
-                if self.backlog_turn(p) {
-                    // Loads and stores, not RMWs: a racing update only
-                    // shifts a turn (`Sched::timer_backlog`).
-                    let mut owed = self.timer_backlog.load(Ordering::Relaxed);
+                // A backlog turn: late timers wait and `P::backlog_wait` ran
+                // out (docs/design/timers.md, "Late timers"). One load
+                // decides and counts: a load and a store, not an RMW, so a
+                // racing update only shifts a turn (`Sched::timer_backlog`).
+                let mut owed = self.timer_backlog.load(Ordering::Relaxed);
+                if owed != 0 && p.backlog_wait == 0 {
                     if owed == BACKLOG_QUEUED && self.injector.is_empty() {
                         owed = runq::STEAL_MAX;
                     }

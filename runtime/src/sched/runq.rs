@@ -168,7 +168,7 @@ impl LocalQueue {
     }
 
     /// The local queue's head, skipping `runnext` (a backlog turn:
-    /// `Sched::backlog_turn`).
+    /// `P::backlog_wait`).
     pub(crate) fn get_local(&self) -> Option<GRef> {
         self.worker.pop()
     }
